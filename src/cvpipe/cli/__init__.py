@@ -1,0 +1,1 @@
+"""The ``cvpipe`` command line: one thin module per verb over the Python API."""

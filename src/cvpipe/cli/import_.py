@@ -1,0 +1,72 @@
+"""Import a labelled image set into a cvpipe dataset directory (manifest.jsonl + dataset.yaml)."""
+
+from __future__ import annotations
+
+import argparse
+
+from cvpipe.cli.output import echo, table
+from cvpipe.config import load_config
+
+HELP = "import a labelled image set"
+EXAMPLES = """
+  cvpipe import imagefolder scenes/ --out datasets/scenes
+  cvpipe import amazon-bin abid/metadata --images abid/bin-images --out datasets/bins --counts 1-5
+  cvpipe import amazon-bin file_list.json --images abid/bin-images --out datasets/bins
+  cvpipe import openimages oidv7-train-annotations-bbox.csv --images oi/train \\
+      --descriptions oidv7-class-descriptions-boxable.csv --classes Airplane --out datasets/planes
+  cvpipe import voc labelimg/ --out datasets/burgers
+  cvpipe import coco instances_train.json --images coco/train --out datasets/coco
+  cvpipe import yolo yolo_dataset/ --out datasets/yolo
+
+Images are referenced, never modified (--copy copies them into OUT/images).
+Problems (broken files, boxes outside images, ...) are listed in OUT/import_report.json.
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from cvpipe.data.importers import IMPORTERS
+
+    p.add_argument("format", choices=IMPORTERS.names(), metavar="FORMAT", help=f"one of: {', '.join(IMPORTERS.names())}")
+    p.add_argument("source", help="annotation file or folder to import")
+    p.add_argument("--out", required=True, help="output dataset directory")
+    p.add_argument("--images", help="image folder, when images are kept apart from the annotations")
+    p.add_argument("--task", choices=["classify", "count", "detect"], help="override the format's task")
+    p.add_argument("--classes", help="comma-separated classes to keep, in order (names or Open Images MIDs)")
+    p.add_argument("--counts", help="amazon-bin: count range kept, e.g. 1-5 (default) or 0-5")
+    p.add_argument("--descriptions", help="openimages: class-descriptions CSV (MID,name)")
+    p.add_argument("--min-confidence", type=float, help="openimages: ignore rows below this confidence (default 0.5)")
+    p.add_argument("--copy", action="store_true", default=None, help="copy images into OUT/images")
+    p.add_argument("--on-error", choices=["fail", "skip"], help="stop at the first unusable file, or skip and report it (default)")
+    p.add_argument("--name", help="dataset name (default: output folder name)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cvpipe.data.importers import ImportOptions, import_dataset
+
+    options = load_config(
+        ImportOptions,
+        args.config,
+        args.overrides,
+        {
+            "images": args.images,
+            "task": args.task,
+            "classes": args.classes,
+            "counts": args.counts,
+            "descriptions": args.descriptions,
+            "min_confidence": args.min_confidence,
+            "copy_images": args.copy,
+            "on_error": args.on_error,
+            "name": args.name,
+        },
+    )
+    ds = import_dataset(args.format, args.source, args.out, options)
+    summary = ds.info.import_report
+    counts = ds.class_counts()
+    unit = "objects" if ds.task == "detect" else "images"
+    echo(table([[c, n] for c, n in zip(ds.classes, counts)], ["class", unit], title=f"{ds.info.name}: {len(ds)} images, task {ds.task}"))
+    problems = summary.get("problems", {})
+    if problems:
+        echo("")
+        echo(table(sorted(problems.items()), ["problem", "count"], title="problems (details in import_report.json):"))
+    echo(f"\ndataset written to {args.out}")
+    return 0

@@ -1,0 +1,1 @@
+"""The data layer: manifest, importers, exporters, validation, EDA, split, balance."""

@@ -1,0 +1,350 @@
+"""The import session shared by every format.
+
+An :class:`Importer` walks its source and yields :class:`RawRecord` objects whose labels
+are class *names* and whose image paths are absolute. :func:`import_dataset` does the
+rest for every format alike:
+
+- probes each image header once (real size, real format; no decode),
+- clips boxes to the image and drops zero-area ones, reporting each,
+- assigns class indices (``--classes`` order, the format's own order, or sorted names),
+- streams records to ``manifest.jsonl`` (memory holds one record at a time plus the
+  class table), writes ``dataset.yaml`` and ``import_report.json``.
+
+Writing a new format means subclassing :class:`Importer` and registering it::
+
+    @IMPORTERS.register("myformat")
+    class MyImporter(Importer):
+        default_task = "detect"
+        def records(self): ...
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import field_validator
+
+from cvpipe.config import Config
+from cvpipe.data import boxes as B
+from cvpipe.data.images import ImageInfo, ImageReadError, probe
+from cvpipe.data.manifest import (
+    MANIFEST,
+    Dataset,
+    DatasetInfo,
+    Record,
+    SourceInfo,
+    Task,
+    write_info,
+)
+from cvpipe.data.problems import OnError, ProblemLog
+from cvpipe.errors import ConfigError, DatasetError
+from cvpipe.io import atomic_open, write_json
+from cvpipe.progress import Bar
+from cvpipe.registry import Registry
+
+log = logging.getLogger(__name__)
+
+IMPORTERS: Registry[type[Importer]] = Registry("dataset format")
+
+
+class ImportOptions(Config):
+    """Options common to every importer (format-specific ones are ignored elsewhere).
+
+    Attributes:
+        task: override the format's default task (e.g. ``classify`` for amazon-bin).
+        classes: keep only these classes, in this order (names, or Open Images MIDs).
+        counts: range of counts kept by amazon-bin, e.g. ``"1-5"`` or ``"0-5"``.
+        copy_images: copy images into ``OUT/images`` instead of referencing them.
+        on_error: ``fail`` stops at the first unusable file; ``skip`` leaves it out and
+            lists it in ``import_report.json``.
+        name: dataset name (default: the output directory name).
+        images: image folder when the format keeps images apart from annotations.
+        descriptions: Open Images class-descriptions CSV (MID → name).
+        min_confidence: Open Images rows below this confidence are ignored.
+    """
+
+    task: Task | None = None
+    classes: list[str] | None = None
+    counts: str = "1-5"
+    copy_images: bool = False
+    on_error: OnError = "skip"
+    name: str | None = None
+    images: str | None = None
+    descriptions: str | None = None
+    min_confidence: float = 0.5
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _split_classes(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [c.strip() for c in v.split(",") if c.strip()]
+        return v
+
+    def count_range(self) -> tuple[int, int]:
+        try:
+            lo, hi = (int(x) for x in self.counts.split("-", 1))
+        except ValueError:
+            raise ConfigError(f"counts {self.counts!r}: expected a range like 1-5 or 0-5") from None
+        if lo < 0 or hi < lo:
+            raise ConfigError(f"counts {self.counts!r}: expected 0 <= low <= high")
+        return lo, hi
+
+
+@dataclass(slots=True)
+class RawRecord:
+    """A record as an importer sees it: absolute image path, labels as class names.
+
+    ``info`` may carry the probed header when the importer needed it already.
+    """
+
+    id: str
+    path: Path
+    split: str | None = None
+    label: str | None = None
+    count: int | None = None
+    boxes: list[list[float]] | None = None
+    labels: list[str] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    info: ImageInfo | None = None
+    where: str | None = None  # annotation file the record came from, for messages
+
+
+class Importer(ABC):
+    """Base of every format.
+
+    Args:
+        source: file or directory named on the command line.
+        options: resolved :class:`ImportOptions`.
+        problems: where to record problems.
+    """
+
+    default_task: ClassVar[Task] = "detect"
+    tasks: ClassVar[tuple[Task, ...]] = ("detect",)
+
+    def __init__(self, source: Path, options: ImportOptions, problems: ProblemLog) -> None:
+        self.source = Path(source)
+        self.options = options
+        self.problems = problems
+        self.task: Task = options.task or self.default_task
+        if self.task not in self.tasks:
+            raise ConfigError(
+                f"task {self.task!r} is not available for this format; valid: {', '.join(self.tasks)}"
+            )
+        if not self.source.exists():
+            raise DatasetError(f"{self.source}: source not found")
+
+    @abstractmethod
+    def records(self) -> Iterator[RawRecord]:
+        """Yield records in a deterministic order."""
+
+    def class_order(self) -> list[str] | None:
+        """Class names in the format's own order, if it has one (called after records())."""
+        return None
+
+    def image_root(self) -> Path:
+        """Directory that image paths are stored relative to."""
+        return self.source if self.source.is_dir() else self.source.parent
+
+    def probe_image(self, path: Path, where: str | Path | None = None) -> ImageInfo | None:
+        """Probe an image header; record a problem and return None when unusable."""
+        try:
+            info = probe(path)
+        except ImageReadError as exc:
+            self.problems.add(
+                path, f"image_{exc.kind}", exc.message + (f" (referenced by {where})" if where else ""),
+                "skipped image", fatal=True,
+            )
+            return None
+        if info.ext_mismatch(path):
+            self.problems.add(
+                path, "extension_mismatch",
+                f"file is {info.format} but named {path.suffix}", "kept; decoded by content",
+            )
+        return info
+
+
+def _fix_boxes(raw: RawRecord, info: ImageInfo, problems: ProblemLog) -> None:
+    if raw.boxes is None:
+        return
+    labels = raw.labels or []
+    box_meta = raw.meta.get("box_meta")
+    keep_b: list[list[float]] = []
+    keep_l: list[str] = []
+    keep_m: list[Any] = []
+    where = raw.where or str(raw.path)
+    for i, (b, lab) in enumerate(zip(raw.boxes, labels, strict=True)):
+        if B.is_outside(b, info.width, info.height):
+            problems.add(
+                where, "box_outside",
+                f"box {i} {[round(v, 1) for v in b]} ({lab}) extends outside the {info.width}x{info.height} image",
+                "clipped to the image",
+            )
+            b = B.clip(b, info.width, info.height)
+        else:
+            b = B.clip(b, info.width, info.height)  # sub-pixel rounding only
+        if B.is_degenerate(b):
+            problems.add(where, "box_zero_area", f"box {i} {[round(v, 1) for v in b]} ({lab}) has zero area", "dropped box")
+            continue
+        keep_b.append(b)
+        keep_l.append(lab)
+        if box_meta is not None:
+            keep_m.append(box_meta[i])
+    raw.boxes, raw.labels = keep_b, keep_l
+    if box_meta is not None:
+        raw.meta["box_meta"] = keep_m
+
+
+def import_dataset(
+    format: str,
+    source: str | Path,
+    out: str | Path,
+    options: ImportOptions | None = None,
+) -> Dataset:
+    """Import ``source`` in ``format`` into the dataset directory ``out``.
+
+    Args:
+        format: a registered format name (``cvpipe import --help`` lists them).
+        source: the file or folder to import; never modified.
+        out: output dataset directory (created; an existing dataset there is replaced).
+        options: :class:`ImportOptions`.
+
+    Returns:
+        The imported :class:`Dataset`.
+
+    Raises:
+        UnknownNameError: unknown format.
+        DatasetFormatError: a malformed file, with ``on_error="fail"``.
+        DatasetError: nothing importable was found.
+
+    Example:
+        >>> ds = import_dataset("imagefolder", "photos/", "datasets/scenes")  # doctest: +SKIP
+    """
+    options = options or ImportOptions()
+    out = Path(out)
+    importer_cls = IMPORTERS.get(format)
+    problems = ProblemLog(options.on_error)
+    importer = importer_cls(Path(source), options, problems)
+    image_root = importer.image_root().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+
+    seen: Counter[str] = Counter()
+    n_images = n_boxes = 0
+    split_counts: Counter[str | None] = Counter()
+    fd, tmp_name = tempfile.mkstemp(prefix=".import.", suffix=".jsonl", dir=out)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f, Bar(desc=f"import {format}", unit="img") as bar:
+            for raw in importer.records():
+                rec = _finish(raw, importer, image_root, out, problems)
+                bar.update()
+                if rec is None:
+                    continue
+                for name in ([raw.label] if raw.label is not None else []) + list(raw.labels or []):
+                    seen[name] += 1
+                n_images += 1
+                n_boxes += len(raw.boxes or [])
+                split_counts[rec.split] += 1
+                f.write(json.dumps(rec.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n")
+        if n_images == 0:
+            raise DatasetError(
+                f"{source}: no usable images found for format {format!r}"
+                + (f" ({len(problems)} problems; first: {problems.problems[0].file}: {problems.problems[0].message})" if len(problems) else "")
+            )
+        classes = _class_table(importer, options, seen)
+        _rewrite_with_indices(tmp, out / MANIFEST, classes, importer.task)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+    summary = {
+        "images": n_images,
+        "boxes": n_boxes if importer.task == "detect" else None,
+        "splits": {str(k): v for k, v in sorted(split_counts.items(), key=lambda kv: str(kv[0]))},
+        "problems": problems.counts(),
+    }
+    summary = {k: v for k, v in summary.items() if v is not None}
+    info = DatasetInfo(
+        name=options.name or out.resolve().name,
+        task=importer.task,
+        classes=classes,
+        image_root="images" if options.copy_images else _relative_root(image_root, out),
+        source=SourceInfo(format=format, path=str(Path(source).resolve())),
+        import_report=summary,
+        history=[f"import {format} {source}"],
+    )
+    write_info(out, info)
+    write_json(out / "import_report.json", {"summary": summary, "problems": problems.to_json()})
+    log.info("imported %d images (%d classes) into %s", n_images, len(classes), out)
+    return Dataset.load(out)
+
+
+def _finish(raw: RawRecord, importer: Importer, image_root: Path, out: Path, problems: ProblemLog) -> Record | None:
+    info = raw.info or importer.probe_image(raw.path, raw.where)
+    if info is None:
+        return None
+    if raw.boxes is not None:
+        _fix_boxes(raw, info, problems)
+    try:
+        rel = raw.path.resolve().relative_to(image_root)
+    except ValueError:
+        rel = Path(os.path.relpath(raw.path.resolve(), image_root))
+    if importer.options.copy_images:
+        dest = out / "images" / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not dest.exists():
+            shutil.copy2(raw.path, dest)
+    return Record(
+        id=raw.id,
+        file=rel.as_posix(),
+        width=info.width,
+        height=info.height,
+        split=raw.split,
+        label=raw.label,  # type: ignore[arg-type]  # names until _rewrite_with_indices
+        count=raw.count,
+        boxes=raw.boxes,
+        labels=raw.labels,  # type: ignore[arg-type]
+        meta=raw.meta,
+    )
+
+
+def _class_table(importer: Importer, options: ImportOptions, seen: Counter[str]) -> list[str]:
+    if importer.task == "count":
+        lo, hi = options.count_range()
+        return [str(c) for c in range(lo, hi + 1)]
+    own = importer.class_order()
+    if own is not None:
+        return own
+    if options.classes:
+        return list(options.classes)
+    return sorted(seen)
+
+
+def _rewrite_with_indices(tmp: Path, dest: Path, classes: list[str], task: Task) -> None:
+    index = {c: i for i, c in enumerate(classes)}
+    with open(tmp, encoding="utf-8") as src, atomic_open(dest, "w") as f:
+        for line in src:
+            obj = json.loads(line)
+            if task == "classify":
+                obj["label"] = index[obj["label"]]
+            elif task == "detect":
+                obj["labels"] = [index[n] for n in obj.get("labels", [])]
+                obj.setdefault("boxes", [])
+            f.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+
+
+def _relative_root(image_root: Path, out: Path) -> str:
+    try:
+        return os.path.relpath(image_root, out.resolve())
+    except ValueError:  # different drives on Windows
+        return str(image_root)
+
