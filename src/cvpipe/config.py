@@ -60,7 +60,17 @@ def parse_override(item: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str):
+        value = _number(value)
     return key.split("."), value
+
+
+def _number(text: str) -> Any:
+    """YAML 1.1 reads ``1e-3`` as a string; users mean a number."""
+    try:
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    except ValueError:
+        return text
 
 
 def _set_path(data: dict[str, Any], path: list[str], value: Any) -> None:
