@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cvpipe.cli.output import echo, table, warn
+from cvpipe.cli.output import echo, table
 from cvpipe.config import load_config
 
 HELP = "seeded, stratified train/val/test split"
@@ -80,8 +80,6 @@ def run(args: argparse.Namespace) -> int:
         },
     )
     res = split_dataset(args.dataset, cfg)
-    for w in res.warnings:
-        warn(f"warning: {w}")
     names = list(res.counts)
     rows = []
     for c, name in enumerate(res.classes):
