@@ -101,9 +101,13 @@ def decode(path: str | Path, mode: str | None = "RGB", draft: tuple[int, int] | 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(p)
-            if draft is not None and im.format == "JPEG":
-                im.draft("RGB", draft)
-            im.load()
+            try:
+                if draft is not None and im.format == "JPEG":
+                    im.draft("RGB", draft)
+                im.load()
+            except BaseException:
+                im.close()  # do not leak the file handle of a broken image
+                raise
     except FileNotFoundError:
         raise ImageReadError(p, "missing", "image file not found") from None
     except UnidentifiedImageError:
