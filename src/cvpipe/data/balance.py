@@ -40,6 +40,7 @@ import copy
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from os import PathLike
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,6 +77,11 @@ class BalanceConfig(Config):
     per_class: int | None = Field(default=None, ge=1)
     target: dict[str, int] | None = None
     seed: int = 0
+
+    @field_validator("out", mode="before")
+    @classmethod
+    def _path_to_text(cls, v: Any) -> Any:
+        return str(v) if isinstance(v, PathLike) else v
 
     @field_validator("splits", mode="before")
     @classmethod
