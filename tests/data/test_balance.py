@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.conftest import write_image
 
 from cvpipe.cli.main import main
 from cvpipe.data.balance import balance, class_weights
@@ -22,7 +22,7 @@ def make_ds(
         for c, n in enumerate(sizes):
             for i in range(n):
                 file = f"{split}/c{c}_{i}.png"
-                if images:
+                if write_image is not None:
                     write_image(root / "img" / file, (8, 8), seed=i)
                 recs.append(
                     Record(
@@ -64,8 +64,10 @@ def test_class_weights_hand_computed() -> None:
     assert class_weights([0, 0]) == [0.0, 0.0]
 
 
-def test_undersample_train_only_and_originals_untouched(tmp_path: Path) -> None:
-    src = make_ds(tmp_path, train=[12, 5, 8], val=[4, 2, 3], images=True)
+def test_undersample_train_only_and_originals_untouched(
+    tmp_path: Path, make_image: Callable[..., Path]
+) -> None:
+    src = make_ds(tmp_path, train=[12, 5, 8], val=[4, 2, 3], write_image=make_image)
     before = digest(src)
     res = balance(src, out=tmp_path / "bal", strategy="undersample", seed=1)
     assert res.after["train"] == [5, 5, 5]
