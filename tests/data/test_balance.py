@@ -14,7 +14,10 @@ from cvpipe.errors import ConfigError, DatasetError
 
 
 def make_ds(
-    root: Path, train: list[int], val: list[int] | None = None, images: bool = False
+    root: Path,
+    train: list[int],
+    val: list[int] | None = None,
+    write_image: Callable[..., Path] | None = None,
 ) -> Path:
     """Classify dataset under root/ds with images in root/img; train/val sizes per class."""
     recs = []
