@@ -243,10 +243,17 @@ class AmazonBinImporter(Importer):
                 yield _Entry(name[:-5], path, listed, f"{key}[{i}] {entry!r}")
 
     def _find_image(self, names: list[str]) -> Path | None:
+        root = str(self.images_dir)
         for name in dict.fromkeys(names):
-            for cand in (self.images_dir / name, self.images_dir / Path(name).name):
-                if os.path.isfile(cand):
-                    return cand
+            cands = (
+                [name, name.replace("\\", "/").rsplit("/", 1)[-1]]
+                if "/" in name or "\\" in name
+                else [name]
+            )
+            for cand in cands:
+                full = os.path.join(root, cand)
+                if os.path.isfile(full):
+                    return Path(full)
         return None
 
     # -- records --------------------------------------------------------------------------
@@ -321,7 +328,7 @@ class AmazonBinImporter(Importer):
             self.filtered[count] += 1
             return None
         fname = data.get(FNAME_KEY, items_obj.get(FNAME_KEY))
-        names = ([fname] if isinstance(fname, str) and fname.strip() else []) + [f"{path.stem}.jpg"]
+        names = ([fname] if isinstance(fname, str) and fname.strip() else []) + [f"{entry.id}.jpg"]
         image = self._find_image(names)
         if image is None:
             self.problems.add(
@@ -340,7 +347,7 @@ class AmazonBinImporter(Importer):
             "items": self._items(path, items_obj, count),
             "metadata": self._relative(path),
         }
-        return self._record(path.stem, image, count, meta, str(path))
+        return self._record(entry.id, image, count, meta, str(path))
 
     def _record(
         self, id: str, image: Path, count: int, meta: dict[str, Any], where: str
@@ -461,10 +468,8 @@ class AmazonBinImporter(Importer):
         return items
 
     def _relative(self, path: Path) -> str:
-        try:
-            return path.relative_to(self.list_dir).as_posix()
-        except ValueError:
-            return str(path)
+        text, prefix = str(path), str(self.list_dir) + os.sep
+        return text[len(prefix) :].replace(os.sep, "/") if text.startswith(prefix) else text
 
     def _report_summaries(self, unlisted: list[str]) -> None:
         if self.filtered:
