@@ -1,0 +1,119 @@
+"""Predict image files with a trained run: class and probabilities, or count."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import itertools
+import json
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
+from cvpipe.cli.output import warn
+
+HELP = "predict images with a run"
+USES_CONFIG = False
+EXAMPLES = """
+  cvpipe predict runs/r50 photo.jpg
+  cvpipe predict runs/r50 bins/ --format csv --out predictions.csv      # folders are searched recursively
+  cvpipe predict runs/r50 'shots/**/*.jpg' --top-k 5 --batch-size 64
+
+Output: one JSON object per line (default) or CSV rows with file, class (or count for
+counters), confidence and the top-k classes with their probabilities. Unreadable files
+get a row with an "error" field; the exit code is 0 unless no image could be predicted.
+Image URLs and --server come later.
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", help="run directory written by 'cvpipe train'")
+    p.add_argument(
+        "images",
+        nargs="+",
+        metavar="IMAGES",
+        help="image files, folders (recursive) or glob patterns",
+    )
+    p.add_argument(
+        "--format", choices=["json", "csv"], default="json", help="JSON lines (default) or CSV"
+    )
+    p.add_argument("--out", help="write to this file (default: standard output)")
+    p.add_argument("--top-k", type=int, default=3, help="classes listed per image (default 3)")
+    p.add_argument("--batch-size", type=int, default=32, help="images per batch (default 32)")
+    p.add_argument("--workers", type=int, default=0, help="decoding worker processes (default 0)")
+    p.add_argument(
+        "--which", choices=["best", "last"], default="best", help="checkpoint (default: best)"
+    )
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+
+
+def rows(
+    pred: Any, files: list[Any], top_k: int, batch_size: int, workers: int
+) -> Iterator[dict[str, Any]]:
+    """One output row per file, in input order."""
+    count = pred.card.task == "count"
+    for res in pred.predict_paths(files, batch_size=batch_size, workers=workers):
+        if res.error is not None:
+            yield {"file": str(res.path), "error": res.error}
+            continue
+        top = pred.top_k(res.output, top_k)
+        row: dict[str, Any] = {"file": str(res.path)}
+        if count:
+            row["count"] = int(top[0][0])
+        row["class"] = top[0][0]
+        row["confidence"] = round(top[0][1], 6)
+        row["top_k"] = [{"class": c, "prob": round(p, 6)} for c, p in top]
+        yield row
+
+
+def _write_json(f: IO[str], row: dict[str, Any]) -> None:
+    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    f.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    from cvpipe.engine.predictor import BasePredictor, Predictor, expand_inputs
+    from cvpipe.errors import ConfigError
+    from cvpipe.io import atomic_open
+
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k {args.top_k}: must be at least 1")
+    files, problems = expand_inputs(args.images)
+    pred = BasePredictor.from_run(args.run, which=args.which, device=args.device)
+    if not isinstance(pred, Predictor):
+        raise ConfigError(
+            f"{args.run}: 'cvpipe predict' handles classify and count runs only for now"
+        )
+    k = min(args.top_k, len(pred.card.classes))
+    header = ["file", *(["count"] if pred.card.task == "count" else []), "class", "confidence"]
+    header += [f"{kind}{i}" for i in range(1, k + 1) for kind in ("class", "prob")] + ["error"]
+    ok = 0
+    with contextlib.ExitStack() as stack:
+        f: IO[str] = stack.enter_context(atomic_open(args.out)) if args.out else sys.stdout
+        writer = (
+            csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+            if args.format == "csv"
+            else None
+        )
+        if writer is not None:
+            writer.writeheader()
+        missing = ({"file": item, "error": why} for item, why in problems)
+        for row in itertools.chain(missing, rows(pred, files, k, args.batch_size, args.workers)):
+            ok += "error" not in row
+            if writer is None:
+                _write_json(f, row)
+            else:
+                flat = {key: v for key, v in row.items() if key != "top_k"}
+                for i, t in enumerate(row.get("top_k", []), start=1):
+                    flat[f"class{i}"], flat[f"prob{i}"] = t["class"], t["prob"]
+                writer.writerow(flat)
+    n_bad = len(files) + len(problems) - ok
+    if n_bad:
+        warn(f"{n_bad} input(s) could not be predicted (rows with an error field)")
+    if args.out:
+        warn(f"{ok} prediction(s) written to {args.out}")
+    if ok == 0:
+        warn("no image could be predicted")
+        return 1
+    return 0

@@ -1,0 +1,293 @@
+"""Batched inference for a trained run: images or files in, per-image outputs out.
+
+A predictor wraps a trained model with its preprocessing (from the run's model card) and
+streams over any number of image files with bounded memory: files are decoded (JPEG at
+reduced size) and transformed in an optional DataLoader worker pool, run through the
+network one batch at a time under ``torch.inference_mode``, and yielded one result per
+file, in input order, as soon as their batch is done. An unreadable file yields a result
+with ``error`` set instead of stopping the stream.
+
+Predictors are chosen by the run's task through :data:`PREDICTORS` (``classify`` and
+``count`` → :class:`Predictor`); a detection predictor registers itself for ``detect``.
+
+Example:
+    >>> p = Predictor.from_run("runs/bins")  # doctest: +SKIP
+    >>> for r in p.predict_paths(["a.jpg", "b.jpg"]):  # doctest: +SKIP
+    ...     print(r.path, r.error or p.card.classes[int(r.output.argmax())])
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from cvpipe.data.images import ImageReadError, decode
+from cvpipe.errors import CheckpointError
+from cvpipe.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+    from PIL import Image
+
+    from cvpipe.engine.runs import ModelCard
+
+log = logging.getLogger(__name__)
+
+PREDICTORS: Registry[type[BasePredictor]] = Registry("predictor task")
+
+
+@dataclass(slots=True)
+class PathResult:
+    """The outcome for one input file.
+
+    Attributes:
+        index: position of the file in the input sequence.
+        path: the file.
+        output: the model output for the image (class probabilities [C] for
+            classifiers and counters), or None when the file could not be read.
+        error: why the file could not be predicted (``"truncated: ..."``), else None.
+    """
+
+    index: int
+    path: Path
+    output: Any = None
+    error: str | None = None
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when available, else ``cpu``; other values pass through."""
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class BasePredictor:
+    """What every predictor shares: model + card, decoding, batching, streaming.
+
+    Subclasses set :attr:`tasks` and implement :meth:`infer` (a batch tensor → one
+    output per image).
+
+    Args:
+        model: the trained network (any ``nn.Module``); put in eval mode here.
+        card: the run's model card (``task``, ``classes``, ``preprocess``).
+        device: ``cpu``, ``cuda``, ``cuda:1`` or ``auto``.
+    """
+
+    tasks: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, model: torch.nn.Module, card: ModelCard, device: str = "cpu") -> None:
+        self.card = card
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.transform = card.preprocess.eval_transform()
+        self.draft = int(card.preprocess.resize_size)
+
+    @classmethod
+    def from_run(cls, run: str | Path, which: str = "best", device: str = "cpu") -> BasePredictor:
+        """Load a run's checkpoint and return the predictor for its task.
+
+        Args:
+            run: run directory (with model_card.json and checkpoints/).
+            which: ``best`` or ``last`` checkpoint.
+            device: see the class arguments.
+
+        Raises:
+            CheckpointError: the run's task has no predictor (yet), or this class does not
+                handle it; errors of :func:`cvpipe.engine.runs.load_model` pass through.
+        """
+        from cvpipe.engine.runs import load_model
+
+        model, card = load_model(run, which=which)
+        if card.task not in PREDICTORS:
+            raise CheckpointError(
+                f"{run}: runs of task {card.task!r} cannot be used for prediction yet; "
+                f"supported tasks: {', '.join(PREDICTORS.names())}"
+            )
+        target = PREDICTORS.get(card.task)
+        if not issubclass(target, cls):
+            raise CheckpointError(
+                f"{run}: a {card.task!r} run needs {target.__name__}, not {cls.__name__}"
+            )
+        log.info(
+            "loaded %s (%s, %d classes) from %s", card.model, card.task, len(card.classes), run
+        )
+        return target(model, card, device=device)
+
+    # -- one batch ----------------------------------------------------------------------
+    def infer(self, x: torch.Tensor) -> list[Any]:  # pragma: no cover - abstract
+        """Run the network on a preprocessed batch [N, 3, S, S]; one output per image."""
+        raise NotImplementedError
+
+    def load(self, path: str | Path) -> Image.Image:
+        """Decode one file as RGB at (at least) the preprocessing's resize size.
+
+        Raises:
+            ImageReadError: missing, unreadable, truncated or corrupt file.
+        """
+        return decode(path, "RGB", draft=(self.draft, self.draft))
+
+    # -- streaming ----------------------------------------------------------------------
+    def predict_paths(
+        self,
+        paths: Sequence[str | Path],
+        batch_size: int = 32,
+        workers: int = 0,
+    ) -> Iterator[PathResult]:
+        """Predict many files, yielding one :class:`PathResult` per file in input order.
+
+        Memory stays bounded by ``batch_size`` (times the loader's prefetch) whatever the
+        number of files: nothing is accumulated here.
+
+        Args:
+            paths: image files.
+            batch_size: images per forward pass.
+            workers: DataLoader worker processes decoding in parallel (0: in this process).
+        """
+        import torch
+        from torch.utils.data import DataLoader
+
+        if not paths:
+            return
+        loader = DataLoader(
+            _PathDataset(list(paths), self.transform, self.draft),
+            batch_size=max(1, batch_size),
+            shuffle=False,
+            num_workers=max(0, workers),
+            collate_fn=_collate,
+            pin_memory=self.device.startswith("cuda"),
+        )
+        for indices, x, errors in loader:
+            outputs: list[Any] = []
+            if x is not None:
+                with torch.inference_mode():
+                    outputs = self.infer(x.to(self.device, non_blocking=True))
+            it = iter(outputs)
+            for i in indices:
+                if i in errors:
+                    yield PathResult(i, Path(paths[i]), None, errors[i])
+                else:
+                    yield PathResult(i, Path(paths[i]), next(it), None)
+
+
+class _PathDataset:
+    """Map-style dataset: index → (index, tensor | None, error | None).
+
+    Holds only the paths and the transform (never the model), so worker processes stay
+    light whatever the start method.
+    """
+
+    def __init__(self, paths: list[str | Path], transform: Any, draft: int) -> None:
+        self.paths = paths
+        self.transform = transform
+        self.draft = draft
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[int, Any, str | None]:
+        try:
+            im = decode(self.paths[i], "RGB", draft=(self.draft, self.draft))
+            return i, self.transform(im), None
+        except ImageReadError as exc:
+            return i, None, f"{exc.kind}: {exc.message}"
+        except (OSError, ValueError) as exc:  # a decoder error surfacing in the transform
+            return i, None, f"corrupt: cannot decode image: {exc}"
+
+
+def _collate(batch: list[tuple[int, Any, str | None]]) -> tuple[list[int], Any, dict[int, str]]:
+    import torch
+
+    indices = [b[0] for b in batch]
+    errors = {b[0]: b[2] for b in batch if b[2] is not None}
+    good = [b[1] for b in batch if b[2] is None]
+    return indices, (torch.stack(good) if good else None), errors
+
+
+@PREDICTORS.register("classify")
+@PREDICTORS.register("count")
+class Predictor(BasePredictor):
+    """Classifier and counter predictor: outputs class probabilities (softmax).
+
+    For a counter the classes are counts (``"1" .. "5"``), so the predicted count is
+    ``int(classes[argmax])``.
+
+    Example:
+        >>> p = Predictor(model, card)  # doctest: +SKIP
+        >>> p.predict_images([pil_a, pil_b]).shape  # doctest: +SKIP
+        (2, 5)
+    """
+
+    tasks = ("classify", "count")
+
+    def infer(self, x: torch.Tensor) -> list[np.ndarray]:
+        probs = self.model(x).float().softmax(dim=1).cpu().numpy()
+        return list(probs)
+
+    def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Class probabilities for PIL images.
+
+        Returns:
+            float32 array [N, C] (rows sum to 1); shape [0, C] for no images.
+        """
+        import torch
+
+        if not images:
+            return np.zeros((0, len(self.card.classes)), dtype=np.float32)
+        x = torch.stack([self.transform(im.convert("RGB")) for im in images]).to(self.device)
+        with torch.inference_mode():
+            return np.stack(self.infer(x)).astype(np.float32)
+
+    def top_k(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The ``k`` most probable classes of one probability row, best first."""
+        order = np.argsort(-probs, kind="stable")[: max(1, k)]
+        return [(self.card.classes[i], float(probs[i])) for i in order]
+
+
+def expand_inputs(items: Sequence[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Turn files, folders (searched recursively for images) and globs into image files.
+
+    Args:
+        items: command-line inputs.
+
+    Returns:
+        ``(files in a stable order, [(input, problem), ...])`` for inputs that matched
+        nothing or do not exist.
+
+    Raises:
+        ConfigError: an http(s) URL (not supported yet).
+    """
+    import glob
+
+    from cvpipe.data.images import is_image_file
+    from cvpipe.errors import ConfigError
+
+    files: list[Path] = []
+    problems: list[tuple[str, str]] = []
+    for item in items:
+        if item.lower().startswith(("http://", "https://")):
+            raise ConfigError(
+                f"{item}: image URLs are not supported by 'cvpipe predict' yet; download the image and pass the file"
+            )
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f))
+            if not found:
+                problems.append((item, "folder holds no image files"))
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        elif any(ch in item for ch in "*?["):
+            found = sorted(Path(f) for f in glob.glob(item, recursive=True) if Path(f).is_file())
+            if not found:
+                problems.append((item, "pattern matched no files"))
+            files.extend(found)
+        else:
+            problems.append((item, "file not found"))
+    return files, problems
