@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_image, write_truncated_jpeg
 
+from conftest import write_image, write_truncated_jpeg
 from cvpipe.data.importers import ImportOptions, import_dataset
 from cvpipe.errors import ConfigError, DatasetError, DatasetFormatError
 
@@ -22,11 +22,30 @@ def coco_doc() -> dict[str, Any]:
             {"id": 12, "file_name": "c.jpg", "width": 32, "height": 32},
         ],
         "annotations": [
-            {"id": 1, "image_id": 10, "category_id": 7, "bbox": [1, 2, 10, 20], "iscrowd": 0, "segmentation": [[1, 2, 3, 4, 5, 6]], "area": 200},
-            {"id": 2, "image_id": 10, "category_id": 3, "bbox": [5.5, 6.25, 10, 10], "iscrowd": 1, "area": 100},
+            {
+                "id": 1,
+                "image_id": 10,
+                "category_id": 7,
+                "bbox": [1, 2, 10, 20],
+                "iscrowd": 0,
+                "segmentation": [[1, 2, 3, 4, 5, 6]],
+                "area": 200,
+            },
+            {
+                "id": 2,
+                "image_id": 10,
+                "category_id": 3,
+                "bbox": [5.5, 6.25, 10, 10],
+                "iscrowd": 1,
+                "area": 100,
+            },
             {"id": 3, "image_id": 11, "category_id": 7, "bbox": [0, 0, 40, 32], "iscrowd": 0},
         ],
-        "categories": [{"id": 7, "name": "fries"}, {"id": 3, "name": "burger"}, {"id": 20, "name": "drink"}],
+        "categories": [
+            {"id": 7, "name": "fries"},
+            {"id": 3, "name": "burger"},
+            {"id": 20, "name": "drink"},
+        ],
     }
 
 
@@ -66,9 +85,16 @@ def test_images_sibling_folder_and_images_option(tmp_path: Path) -> None:
     ann_dir = root / "annotations"
     ann_dir.mkdir()
     (root / "images" / "instances.json").rename(ann_dir / "instances.json")
-    ds = import_dataset("coco", ann_dir / "instances.json", tmp_path / "ds")  # annotations/../images
+    ds = import_dataset(
+        "coco", ann_dir / "instances.json", tmp_path / "ds"
+    )  # annotations/../images
     assert len(ds) == 3 and ds.image_root.resolve() == (root / "images").resolve()
-    ds = import_dataset("coco", ann_dir / "instances.json", tmp_path / "ds2", ImportOptions(images=str(root / "images")))
+    ds = import_dataset(
+        "coco",
+        ann_dir / "instances.json",
+        tmp_path / "ds2",
+        ImportOptions(images=str(root / "images")),
+    )
     assert len(ds) == 3
 
 
@@ -119,7 +145,9 @@ def test_malformed_json_and_missing_top_level_key(tmp_path: Path) -> None:
         import_dataset("coco", bad, tmp_path / "ds", ImportOptions(on_error="fail"))
     nocat = root / "nocat.json"
     nocat.write_text(json.dumps({"images": [], "annotations": []}))
-    with pytest.raises(DatasetFormatError, match=r"nocat\.json \[categories\]: 'categories' is missing"):
+    with pytest.raises(
+        DatasetFormatError, match=r"nocat\.json \[categories\]: 'categories' is missing"
+    ):
         import_dataset("coco", nocat, tmp_path / "ds", ImportOptions(on_error="fail"))
 
 
@@ -145,7 +173,10 @@ def test_box_outside_zero_area_missing_and_bad_images(tmp_path: Path) -> None:
     # header-only import: the truncated JPEG imports; `cvpipe validate` finds it
     assert "cut" in recs and "gone" not in recs and "fake" in recs
     assert sorted(p["kind"] for p in problems(out)) == [
-        "box_outside", "box_zero_area", "extension_mismatch", "image_missing"
+        "box_outside",
+        "box_zero_area",
+        "extension_mismatch",
+        "image_missing",
     ]
 
 
@@ -165,7 +196,9 @@ def test_classes_filter(tmp_path: Path) -> None:
     out = tmp_path / "ds"
     ds = import_dataset("coco", ann, out, ImportOptions(classes=["burger"]))
     assert ds.classes == ["burger"]
-    assert ds.records[0].boxes == [[5.5, 6.25, 15.5, 16.25]] and ds.records[0].meta["box_meta"] == [{"iscrowd": 1}]
+    assert ds.records[0].boxes == [[5.5, 6.25, 15.5, 16.25]] and ds.records[0].meta["box_meta"] == [
+        {"iscrowd": 1}
+    ]
     (p,) = problems(out)
     assert p["kind"] == "class_not_selected" and "2 annotations of class 'fries'" in p["message"]
     with pytest.raises(ConfigError, match="valid: burger, fries, drink"):

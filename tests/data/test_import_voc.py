@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write_image, write_truncated_jpeg
 
+from conftest import write_image, write_truncated_jpeg
 from cvpipe.data.importers import ImportOptions, import_dataset
 from cvpipe.data.manifest import Dataset
 from cvpipe.errors import ConfigError, DatasetError, DatasetFormatError
@@ -29,7 +29,9 @@ def voc_xml(
         parts.append(f"\t<path>{path}</path>")
     parts.append("\t<source><database>Unknown</database></source>")
     if size is not None:
-        parts.append(f"\t<size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>")
+        parts.append(
+            f"\t<size><width>{size[0]}</width><height>{size[1]}</height><depth>3</depth></size>"
+        )
     for i, (name, (x1, y1, x2, y2)) in enumerate(objects):
         d, t = flags[i] if flags else (0, 0)
         parts.append(
@@ -77,7 +79,10 @@ def test_labelimg_folder_boxes_flags_and_pixel_convention(tmp_path: Path) -> Non
     # VOC is 1-based inclusive: xmin-1, ymin-1; xmax, ymax unchanged.
     assert b1.boxes == [[0.0, 0.0, 30.0, 40.0], [11.0, 4.5, 60.0, 44.0]]
     assert b1.labels == [0, 1]
-    assert b1.meta["box_meta"] == [{"difficult": 1, "truncated": 0}, {"difficult": 0, "truncated": 1}]
+    assert b1.meta["box_meta"] == [
+        {"difficult": 1, "truncated": 0},
+        {"difficult": 0, "truncated": 1},
+    ]
     assert (b1.width, b1.height) == (64, 48)
     assert recs["empty"].boxes == [] and recs["empty"].labels == []  # negatives are kept
     assert ds.class_counts() == [1, 2]
@@ -153,12 +158,20 @@ def test_grayscale_rgba_palette_and_png_named_jpg(tmp_path: Path) -> None:
     write_image(src / "rgba.png", (41, 31), mode="RGBA")
     write_image(src / "pal.png", (42, 32), mode="P")
     write_image(src / "fake.jpg", (43, 33), fmt="PNG")  # PNG content behind a .jpg name
-    for stem, ext, (w, h) in [("gray", "jpg", (40, 30)), ("rgba", "png", (41, 31)), ("pal", "png", (42, 32)), ("fake", "jpg", (43, 33))]:
+    for stem, ext, (w, h) in [
+        ("gray", "jpg", (40, 30)),
+        ("rgba", "png", (41, 31)),
+        ("pal", "png", (42, 32)),
+        ("fake", "jpg", (43, 33)),
+    ]:
         (src / f"{stem}.xml").write_text(voc_xml(f"{stem}.{ext}", (w, h), [("a", (1, 1, 10, 10))]))
     out = tmp_path / "ds"
     ds = import_dataset("voc", src, out)
     assert {r.id: (r.width, r.height) for r in ds} == {
-        "fake": (43, 33), "gray": (40, 30), "pal": (42, 32), "rgba": (41, 31)
+        "fake": (43, 33),
+        "gray": (40, 30),
+        "pal": (42, 32),
+        "rgba": (41, 31),
     }
     problems = report(out)
     assert [p["kind"] for p in problems] == ["extension_mismatch"]
@@ -169,14 +182,22 @@ def test_box_outside_clipped_and_zero_area_dropped(tmp_path: Path) -> None:
     src = tmp_path / "src"
     write_image(src / "a.jpg", (40, 30))
     (src / "a.xml").write_text(
-        voc_xml("a.jpg", (40, 30), [("a", (5, 5, 60, 20)), ("b", (10, 10, 9, 20)), ("a", (2, 2, 8, 8))], flags=[(0, 1), (1, 0), (1, 1)])
+        voc_xml(
+            "a.jpg",
+            (40, 30),
+            [("a", (5, 5, 60, 20)), ("b", (10, 10, 9, 20)), ("a", (2, 2, 8, 8))],
+            flags=[(0, 1), (1, 0), (1, 1)],
+        )
     )
     # xmin 10 .. xmax 9 is empty in VOC's inclusive convention (10..10 would be 1 px wide).
     out = tmp_path / "ds"
     ds = import_dataset("voc", src, out)
     (rec,) = ds.records
     assert rec.boxes == [[4.0, 4.0, 40.0, 20.0], [1.0, 1.0, 8.0, 8.0]]
-    assert rec.meta["box_meta"] == [{"difficult": 0, "truncated": 1}, {"difficult": 1, "truncated": 1}]
+    assert rec.meta["box_meta"] == [
+        {"difficult": 0, "truncated": 1},
+        {"difficult": 1, "truncated": 1},
+    ]
     assert kinds(out) == ["box_outside", "box_zero_area"]
     assert ds.classes == ["a"]  # classes are those of the boxes kept
 
@@ -186,7 +207,9 @@ def test_malformed_xml_reported_with_line_and_fails_under_fail(tmp_path: Path) -
     write_image(src / "good.jpg", (32, 32))
     write_image(src / "bad.jpg", (32, 32))
     (src / "good.xml").write_text(voc_xml("good.jpg", (32, 32), [("a", (1, 1, 9, 9))]))
-    (src / "bad.xml").write_text("<annotation>\n<filename>bad.jpg</filename>\n<object><name>a</name>\n</annotation>\n")
+    (src / "bad.xml").write_text(
+        "<annotation>\n<filename>bad.jpg</filename>\n<object><name>a</name>\n</annotation>\n"
+    )
     out = tmp_path / "ds"
     ds = import_dataset("voc", src, out)
     assert [r.id for r in ds] == ["good"]
@@ -225,13 +248,17 @@ def test_bad_objects_reported_per_field(tmp_path: Path) -> None:
 def test_unknown_class_with_classes_is_left_out_and_reported(tmp_path: Path) -> None:
     src = tmp_path / "src"
     write_image(src / "a.jpg", (40, 30))
-    (src / "a.xml").write_text(voc_xml("a.jpg", (40, 30), [("burger", (1, 1, 9, 9)), ("drink", (2, 2, 9, 9))]))
+    (src / "a.xml").write_text(
+        voc_xml("a.jpg", (40, 30), [("burger", (1, 1, 9, 9)), ("drink", (2, 2, 9, 9))])
+    )
     out = tmp_path / "ds"
     ds = import_dataset("voc", src, out, ImportOptions(classes=["fries", "burger"]))
     assert ds.classes == ["fries", "burger"]
     assert ds.records[0].labels == [1]
     (p,) = report(out)
-    assert p["kind"] == "class_not_selected" and "drink" in p["message"] and p["action"] == "left out"
+    assert (
+        p["kind"] == "class_not_selected" and "drink" in p["message"] and p["action"] == "left out"
+    )
 
 
 def test_missing_image_and_truncated_jpeg(tmp_path: Path) -> None:
@@ -245,7 +272,9 @@ def test_missing_image_and_truncated_jpeg(tmp_path: Path) -> None:
     # finding the missing pixels is `cvpipe validate`'s job.
     assert [r.id for r in ds] == ["cut"]
     (p,) = report(out)
-    assert p["kind"] == "image_missing" and "gone.jpg" in p["message"] and "--images" in p["message"]
+    assert (
+        p["kind"] == "image_missing" and "gone.jpg" in p["message"] and "--images" in p["message"]
+    )
     with pytest.raises(DatasetFormatError, match=r"gone\.xml \[filename\]: image not found"):
         import_dataset("voc", src, tmp_path / "ds2", ImportOptions(on_error="fail"))
 
@@ -267,7 +296,9 @@ def test_oversized_and_non_voc_xml(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def test_classes_txt_sets_order(tmp_path: Path) -> None:
     src = tmp_path / "src"
     write_image(src / "a.jpg", (32, 32))
-    (src / "a.xml").write_text(voc_xml("a.jpg", (32, 32), [("zebra", (1, 1, 9, 9)), ("ant", (1, 1, 9, 9))]))
+    (src / "a.xml").write_text(
+        voc_xml("a.jpg", (32, 32), [("zebra", (1, 1, 9, 9)), ("ant", (1, 1, 9, 9))])
+    )
     (src / "classes.txt").write_text("zebra\nyak\n")
     out = tmp_path / "ds"
     ds = import_dataset("voc", src, out)

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write_image, write_truncated_jpeg
 
+from conftest import write_image, write_truncated_jpeg
 from cvpipe.data.importers import ImportOptions, import_dataset
 from cvpipe.data.importers.yolo import label_path
 from cvpipe.errors import ConfigError, DatasetFormatError
@@ -32,12 +32,18 @@ def write_split_layout(root: Path) -> None:
 def test_split_layout_with_data_yaml_dict_names(tmp_path: Path) -> None:
     root = tmp_path / "yolo"
     write_split_layout(root)
-    (root / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames:\n  0: burger\n  1: fries\n  2: drink\n")
+    (root / "data.yaml").write_text(
+        "path: .\ntrain: images/train\nval: images/val\nnames:\n  0: burger\n  1: fries\n  2: drink\n"
+    )
     out = tmp_path / "ds"
     ds = import_dataset("yolo", root, out)
     assert ds.classes == ["burger", "fries", "drink"]
     recs = {r.id: r for r in ds}
-    assert {i: r.split for i, r in recs.items()} == {"images/train/a": "train", "images/train/b": "train", "images/val/c": "val"}
+    assert {i: r.split for i, r in recs.items()} == {
+        "images/train/a": "train",
+        "images/train/b": "train",
+        "images/val/c": "val",
+    }
     a = recs["images/train/a"]
     assert a.boxes == [[16.0, 12.0, 48.0, 36.0], [8.0, 0.0, 24.0, 24.0]]
     assert a.labels == [0, 1]
@@ -59,7 +65,9 @@ def test_names_as_list_yaml_as_source_and_list_files(tmp_path: Path) -> None:
     root = tmp_path / "yolo"
     write_split_layout(root)
     (root / "train.txt").write_text("./images/train/a.jpg\nimages/train/b.jpg\n")
-    (root / "custom.yaml").write_text("train: train.txt\nval: images/val\nnames: [burger, fries, drink]\nnc: 3\n")
+    (root / "custom.yaml").write_text(
+        "train: train.txt\nval: images/val\nnames: [burger, fries, drink]\nnc: 3\n"
+    )
     ds = import_dataset("yolo", root / "custom.yaml", tmp_path / "ds")
     assert ds.classes == ["burger", "fries", "drink"]
     assert ds.splits() == {"train": 2, "val": 1}
@@ -75,7 +83,9 @@ def test_flat_layout_no_names_and_missing_label(tmp_path: Path) -> None:
     ds = import_dataset("yolo", root, out)
     assert ds.classes == ["0", "1"]  # named by their ids, reported
     recs = {r.id: r for r in ds}
-    assert recs["images/b"].boxes == [] and recs["images/b"].split is None  # YOLO: no file = no objects
+    assert (
+        recs["images/b"].boxes == [] and recs["images/b"].split is None
+    )  # YOLO: no file = no objects
     kinds = {p["kind"]: p for p in problems(out)}
     assert set(kinds) == {"no_class_names", "no_label_file"}
     assert kinds["no_label_file"]["action"] == "kept as a negative (no boxes)"
@@ -108,7 +118,9 @@ def test_bad_lines_reported_with_line_numbers(tmp_path: Path) -> None:
     out = tmp_path / "ds"
     ds = import_dataset("yolo", root, out)
     (rec,) = ds.records
-    assert [v for b in rec.boxes or [] for v in b] == pytest.approx([40, 40, 60, 60, 85, 40, 100, 60])
+    assert [v for b in rec.boxes or [] for v in b] == pytest.approx(
+        [40, 40, 60, 60, 85, 40, 100, 60]
+    )
     got = [(p["kind"], p.get("line")) for p in problems(out)]
     assert got == [
         ("bad_line", 2),

@@ -51,7 +51,7 @@ class CocoExporter(Exporter):
             doc = self._document(records, categories, files, split)
             write_json(self.out / "annotations" / f"{name}.json", doc, indent=None)
         if not self.copy_images:
-            log.info(
+            log.debug(
                 "images stay in %s; import back with --images %s",
                 self.dataset.image_root.resolve(),
                 self.dataset.image_root.resolve(),
