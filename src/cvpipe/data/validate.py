@@ -221,6 +221,28 @@ def check_image(path: str | Path, hash_bytes: bool = True) -> ImageCheck:
         im.close()
 
 
+def hash_files(paths: list[Path], workers: int | None = None) -> list[str | None]:
+    """blake2b digests of many files in a thread pool (None for a file that cannot be read)."""
+
+    def one(p: Path) -> str | None:
+        try:
+            return hash_file(p)
+        except OSError:
+            return None
+
+    with (
+        Bar(total=len(paths), desc="hash", unit="file") as bar,
+        ThreadPoolExecutor(
+            max_workers=workers or os.cpu_count() or 1, thread_name_prefix="cvpipe-hash"
+        ) as pool,
+    ):
+        out = []
+        for d in pool.map(one, paths):
+            out.append(d)
+            bar.update()
+    return out
+
+
 def _check_chunk(paths: list[tuple[int, Path]], hash_bytes: bool) -> list[tuple[int, ImageCheck]]:
     return [(i, check_image(p, hash_bytes)) for i, p in paths]
 
