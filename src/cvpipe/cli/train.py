@@ -1,0 +1,114 @@
+"""Train a classifier or counter into a run directory (config, metrics, checkpoints, model card)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cvpipe.cli.output import echo, table
+from cvpipe.config import load_config
+
+HELP = "train a classifier or counter into a run directory"
+EXAMPLES = """
+  cvpipe train datasets/bins --model resnet50 --freeze frozen --epochs 10 --out runs/r50 \\
+      --set head.hidden=[128] --optimizer adam --lr 0.002 --batch-size 32
+  cvpipe train datasets/scenes --model resnet18 --weights none --epochs 5 --out runs/scratch
+  cvpipe train datasets/bins --model resnet50 --out runs/r50 --resume --epochs 20
+  cvpipe train datasets/bins --model resnet18 --freeze full --out runs/ddp --nproc 2
+  torchrun --nproc-per-node 2 -m cvpipe.cli.main train datasets/bins --model resnet18 --out runs/ddp
+  cvpipe train datasets/bins --config recipes/seed001_resnet50.yaml --out runs/seed001 \\
+      --set scheduler.name=cosine --set early_stopping.patience=3
+
+Writes OUT/config.yaml, dataset.lock, metrics.jsonl, checkpoints/{last,best}.pt and
+model_card.json. With no val split a stratified val set is carved from train (seeded).
+With --freeze frozen the backbone's features are computed once and cached
+($CVPIPE_HOME/features), and the head trains on them.
+Every key of the config can be set with --set (e.g. optimizer.weight_decay=1e-4,
+augment.crop=random-resized, class_weights=auto, amp=bf16, accumulate=4).
+"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "dataset",
+        nargs="?",
+        help="dataset directory (on --resume, default: the one in OUT/dataset.lock)",
+    )
+    p.add_argument("--out", required=True, help="run directory to write")
+    p.add_argument("--model", help="model name (see 'cvpipe models'; default resnet18)")
+    p.add_argument("--weights", help="imagenet (offline), none (random init) or a weights file")
+    p.add_argument(
+        "--freeze",
+        choices=["frozen", "last-n", "full"],
+        help="what trains: the head, the last stages too, or everything",
+    )
+    p.add_argument("--last-n", type=int, help="backbone stages trained with --freeze last-n")
+    p.add_argument("--epochs", type=int, help="number of epochs")
+    p.add_argument("--batch-size", type=int, help="images per step over all processes")
+    p.add_argument("--lr", type=float, help="learning rate (optimizer.lr)")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], help="optimizer (default adam)")
+    p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--workers", type=int, help="data loader workers (default min(4, CPUs))")
+    p.add_argument("--pack", help="pack directory from 'cvpipe pack' to read pixels from")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue OUT from checkpoints/last.pt with its config.yaml",
+    )
+    p.add_argument(
+        "--nproc", type=int, default=1, help="processes for data-parallel training (DDP)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from cvpipe.engine.config import TrainConfig
+    from cvpipe.engine.runs import RunDir
+    from cvpipe.engine.trainer import train_distributed
+    from cvpipe.errors import ConfigError
+    from cvpipe.io import read_json
+
+    rd = RunDir(args.out)
+    config_path = args.config
+    dataset = args.dataset
+    if args.resume:
+        if config_path is None and rd.config.is_file():
+            config_path = rd.config
+        if dataset is None and rd.lock.is_file():
+            dataset = read_json(rd.lock)["dataset"]
+    if dataset is None:
+        raise ConfigError(
+            "train: give the DATASET directory (e.g. cvpipe train datasets/bins --out runs/a)"
+        )
+    values = {
+        "model": args.model, "weights": args.weights, "freeze": args.freeze, "last_n": args.last_n,
+        "epochs": args.epochs, "batch_size": args.batch_size, "optimizer.lr": args.lr,
+        "optimizer.name": args.optimizer, "device": args.device, "seed": args.seed,
+        "workers": args.workers, "pack": args.pack,
+    }  # fmt: skip
+    config = load_config(TrainConfig, config_path, args.overrides, values)
+    result = train_distributed(dataset, args.out, config, args.nproc, resume=args.resume)
+    if result.best is not None:
+        keys = [
+            k
+            for k in ("train.loss", "train.accuracy", "val.loss", "val.accuracy", "img_per_s")
+            if k in result.best
+        ]
+        echo(
+            table(
+                [[k, result.best[k]] for k in keys],
+                ["metric", "value"],
+                title=f"best epoch {result.best_epoch} of {len(result.history)}",
+            )
+        )
+    notes = []
+    if result.stopped_early:
+        notes.append("stopped early")
+    if result.feature_cache:
+        notes.append(f"feature cache {result.feature_cache}")
+    if result.skipped_images:
+        notes.append(f"{result.skipped_images} unreadable images skipped (see {rd.problems})")
+    if notes:
+        echo("; ".join(notes))
+    echo(f"run written to {Path(args.out)}")
+    return 0

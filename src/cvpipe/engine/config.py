@@ -1,0 +1,171 @@
+"""``TrainConfig``: every setting of a training run, typed and validated.
+
+Resolved with :func:`cvpipe.config.load_config` from defaults, ``--config FILE``, flags
+and ``--set key=value`` (``--set optimizer.lr=0.002``); the result is saved as the run's
+``config.yaml`` and reloaded as-is by ``--resume``. Unknown keys are errors with
+suggestions.
+
+Example:
+    >>> cfg = load_config(TrainConfig, overrides=["model=resnet50", "freeze=frozen", "optimizer.lr=0.002"])
+    >>> cfg.optimizer.name, cfg.optimizer.lr
+    ('adam', 0.002)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from cvpipe.config import Config
+from cvpipe.data.problems import OnError
+from cvpipe.data.transforms import AugmentConfig
+from cvpipe.models.heads import HeadSpec
+
+FreezeMode = Literal["frozen", "last-n", "full"]
+
+
+class OptimizerConfig(Config):
+    """Optimizer: ``sgd`` (momentum, nesterov), ``adam`` or ``adamw``; weight decay."""
+
+    name: Literal["sgd", "adam", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    momentum: float = Field(0.9, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+class SchedulerConfig(Config):
+    """Learning-rate schedule, stepped once per optimizer step.
+
+    Attributes:
+        name: ``none`` | ``step`` (× ``gamma`` at each epoch in ``milestones``) |
+            ``cosine`` (to ``min_lr`` at the end) | ``onecycle`` (peak ``optimizer.lr``).
+        warmup_epochs: linear warmup from ``warmup_start`` × lr (not with onecycle).
+    """
+
+    name: Literal["none", "step", "cosine", "onecycle"] = "none"
+    milestones: list[int] = Field(default_factory=list)
+    gamma: float = Field(0.1, gt=0)
+    min_lr: float = Field(0.0, ge=0)
+    warmup_epochs: float = Field(0.0, ge=0)
+    warmup_start: float = Field(0.01, gt=0, le=1)
+    pct_start: float = Field(0.3, gt=0, lt=1)
+
+
+class EarlyStoppingConfig(Config):
+    """Which recorded metric decides ``best.pt`` and early stopping.
+
+    Attributes:
+        metric: any key of the epoch rows, e.g. ``val.loss``, ``val.accuracy``.
+        mode: ``min``, ``max`` or ``auto`` (max for accuracy-like names, else min).
+        patience: stop after this many epochs without improvement (None = never stop).
+        min_delta: smallest change that counts as an improvement.
+    """
+
+    metric: str = "val.loss"
+    mode: Literal["auto", "min", "max"] = "auto"
+    patience: int | None = Field(None, ge=1)
+    min_delta: float = Field(0.0, ge=0)
+
+    @property
+    def resolved_mode(self) -> Literal["min", "max"]:
+        if self.mode != "auto":
+            return self.mode
+        name = self.metric.rsplit(".", 1)[-1]
+        maximise = ("accuracy", "f1", "precision", "recall", "map", "auc", "top")
+        return "max" if any(name.startswith(m) for m in maximise) else "min"
+
+
+class TrainConfig(Config):
+    """All settings of ``cvpipe train`` (see each section's docstring).
+
+    Attributes:
+        model: registered model name (``cvpipe models``).
+        weights: ``imagenet`` (offline resolution), ``none`` (random init) or a file.
+        freeze: ``frozen`` (train the head only), ``last-n`` (plus the last ``last_n``
+            backbone stages) or ``full``.
+        head: head spec (None = the model's default head).
+        batch_size: images per optimizer micro-step, over all processes.
+        accumulate: micro-steps per optimizer step (gradient accumulation).
+        class_weights: ``none``, ``auto`` (inverse frequency of the train split),
+            ``dataset`` (``class_weights`` of dataset.yaml) or one weight per class.
+        sampler: ``random`` or ``weighted`` (inverse class frequency, with replacement).
+        amp: ``auto`` (bf16 on CUDA when supported, else fp16 on CUDA, off on CPU),
+            ``bf16`` (also on CPU), ``fp16`` (CUDA) or ``off``.
+        channels_last: ``auto`` (on for CUDA), ``on`` or ``off``.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        workers: DataLoader workers (None = min(4, CPUs)).
+        val_fraction: share of each class carved from train when the dataset has no
+            ``val_split`` records (seeded, recorded in dataset.lock).
+        feature_cache: ``auto`` (on with ``freeze: frozen``), ``on`` or ``off``.
+        feature_cache_dir: default ``$CVPIPE_HOME/features`` (~/.cache/cvpipe/features).
+        pack: a pack directory from ``cvpipe pack`` to read pixels from.
+        on_error: unreadable images: ``skip`` (reported) or ``fail``.
+        max_skipped_fraction: stop when more than this share of an epoch's images failed.
+        log_every: write a step row to metrics.jsonl every N optimizer steps.
+    """
+
+    model: str = "resnet18"
+    weights: str | None = "imagenet"
+    freeze: FreezeMode = "full"
+    last_n: int = Field(1, ge=1)
+    head: HeadSpec | None = None
+    input_size: int | None = Field(None, ge=8)
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    accumulate: int = Field(1, ge=1)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    class_weights: Literal["none", "auto", "dataset"] | list[float] = "none"
+    sampler: Literal["random", "weighted"] = "random"
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
+    channels_last: Literal["auto", "on", "off"] = "auto"
+    grad_clip: float | None = Field(None, gt=0)
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    seed: int = 0
+    device: str = "auto"
+    workers: int | None = Field(None, ge=0)
+    train_split: str = "train"
+    val_split: str = "val"
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    feature_cache: Literal["auto", "on", "off"] = "auto"
+    feature_cache_dir: str | None = None
+    feature_cache_dtype: Literal["float16", "float32"] = "float16"
+    pack: str | None = None
+    on_error: OnError = "skip"
+    max_skipped_fraction: float = Field(0.5, ge=0, le=1)
+    log_every: int = Field(1, ge=1)
+
+    @field_validator("weights")
+    @classmethod
+    def _none_weights(cls, v: str | None) -> str | None:
+        return None if v is None or v.lower() in ("none", "null", "random", "") else v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v not in ("auto", "cpu", "cuda") and not (v.startswith("cuda:") and v[5:].isdigit()):
+            raise ValueError(f"device must be auto, cpu, cuda or cuda:N (got {v!r})")
+        return v
+
+    @model_validator(mode="after")
+    def _scheduler_fits(self) -> TrainConfig:
+        if self.scheduler.name == "step" and any(
+            m < 1 or m >= self.epochs + 1 for m in self.scheduler.milestones
+        ):
+            raise ValueError(
+                f"scheduler.milestones {self.scheduler.milestones} must be epochs in 1..{self.epochs}"
+            )
+        if self.feature_cache == "on" and self.freeze != "frozen":
+            raise ValueError(
+                "feature_cache: on needs freeze: frozen (only a frozen backbone's features can be cached)"
+            )
+        return self
+
+    @property
+    def use_feature_cache(self) -> bool:
+        return self.freeze == "frozen" and self.feature_cache != "off"

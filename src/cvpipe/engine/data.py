@@ -1,0 +1,313 @@
+"""Training data for classify/count runs: splits, loaders, loss weighting, feature cache.
+
+:func:`resolve_splits` picks the train and val records (carving a seeded, stratified val
+from train when the dataset has none) and describes them for ``dataset.lock``;
+:func:`build_data` makes the loaders: image loaders (decode → augment) or, with a frozen
+backbone and the feature cache on, loaders over cached backbone features.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from cvpipe.data.datasets import (
+    EpochSampler,
+    ImageDataset,
+    class_balance_weights,
+    collate_skip,
+    stratified_carve,
+)
+from cvpipe.data.manifest import Dataset, Record
+from cvpipe.data.transforms import draft_size, eval_transform, train_transform
+from cvpipe.engine import distributed as D
+from cvpipe.engine.config import TrainConfig
+from cvpipe.engine.features import FeatureLoader, FeatureRequest, cached_features
+from cvpipe.errors import ConfigError, DatasetError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Splits:
+    train: list[Record]
+    val: list[Record]
+    carved: bool
+
+
+def resolve_splits(
+    ds: Dataset, config: TrainConfig, lock: dict[str, Any] | None = None
+) -> tuple[Splits, dict[str, Any]]:
+    """Train and val records, and the ``dataset.lock`` describing them.
+
+    Args:
+        ds: the dataset.
+        config: uses ``train_split``, ``val_split``, ``val_fraction``, ``seed``.
+        lock: a previous run's lock (resume): its record ids are reused.
+
+    Raises:
+        DatasetError: empty train split, or (resume) a dataset changed since the run began.
+    """
+    digest = ds.manifest_hash()
+    if lock is not None:
+        if lock.get("manifest_sha256") != digest:
+            raise DatasetError(
+                f"{ds.root}: the dataset changed since this run started (manifest hash differs from "
+                "dataset.lock); resume with the same dataset, or start a new run"
+            )
+        by_id = {r.id: r for r in ds.records}
+        splits = Splits(
+            [by_id[i] for i in lock["splits"]["train"]],
+            [by_id[i] for i in lock["splits"]["val"]],
+            bool(lock.get("val_carved")),
+        )
+        return splits, lock
+    train = ds.split_records(config.train_split)
+    if not train and all(r.split is None for r in ds.records):
+        log.warning(
+            "%s has no splits; training on all records and carving val from them (run 'cvpipe split' first to keep a test set)",
+            ds.root,
+        )
+        train = list(ds.records)
+    if not train:
+        raise DatasetError(
+            f"{ds.root}: no records in split {config.train_split!r}; splits present: {ds.splits()}"
+        )
+    val = ds.split_records(config.val_split)
+    carved = not val
+    if carved:
+        keep, cut = stratified_carve(
+            [ds.class_index(r) for r in train], config.val_fraction, config.seed
+        )
+        train, val = [train[i] for i in keep], [train[i] for i in cut]
+        log.info(
+            "no %r split: carved %d val images (%.0f%% of each class, seed %d) from train",
+            config.val_split,
+            len(val),
+            100 * config.val_fraction,
+            config.seed,
+        )
+    if not val:
+        raise DatasetError(
+            f"{ds.root}: cannot carve a val set from {len(train)} training images; add images or a val split"
+        )
+    lock = {
+        "dataset": str(ds.root.resolve()),
+        "manifest_sha256": digest,
+        "task": ds.task,
+        "classes": ds.classes,
+        "splits": {"train": [r.id for r in train], "val": [r.id for r in val]},
+        "counts": {"train": len(train), "val": len(val)},
+        "val_carved": carved,
+        "val_fraction": config.val_fraction if carved else None,
+        "seed": config.seed,
+    }
+    return Splits(train, val, carved), lock
+
+
+@dataclass
+class TrainData:
+    """Loaders and loss for one run.
+
+    Attributes:
+        train_loader / val_loader: yield ``(inputs, targets, skipped)`` batches.
+        train_sampler: the :class:`EpochSampler` of the training loader.
+        criterion: the training loss (class weights, label smoothing).
+        cached: True when inputs are cached backbone features (train the head only).
+        cache_status: ``hit`` / ``miss`` / None.
+    """
+
+    train_loader: Any
+    val_loader: Any
+    train_sampler: EpochSampler
+    criterion: nn.Module
+    cached: bool
+    cache_status: str | None = None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.train_sampler.set_epoch(epoch)
+
+
+def _class_weights(ds: Dataset, config: TrainConfig, targets: list[int]) -> torch.Tensor | None:
+    cw = config.class_weights
+    n = len(ds.classes)
+    if cw == "none":
+        return None
+    if cw == "auto":
+        weights = class_balance_weights(targets, n)
+    elif cw == "dataset":
+        if not ds.info.class_weights:
+            raise ConfigError(
+                f"class_weights: dataset: {ds.root}/dataset.yaml has no class_weights (write them with 'cvpipe balance --weights', or use auto)"
+            )
+        weights = list(ds.info.class_weights)
+    else:
+        weights = list(cw)
+    if len(weights) != n:
+        raise ConfigError(f"class_weights: {len(weights)} values for {n} classes {ds.classes}")
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def _sampler(
+    config: TrainConfig, targets: list[int], n_classes: int, dctx: D.DistContext
+) -> EpochSampler:
+    weights = None
+    if config.sampler == "weighted":
+        counts = np.bincount(np.asarray(targets, dtype=np.int64), minlength=n_classes)
+        weights = [1.0 / counts[t] for t in targets]
+    return EpochSampler(
+        len(targets),
+        seed=config.seed,
+        weights=weights,
+        num_replicas=dctx.world_size,
+        rank=dctx.rank,
+    )
+
+
+def _per_rank_batch(config: TrainConfig, dctx: D.DistContext) -> int:
+    if config.batch_size % dctx.world_size:
+        log.warning(
+            "batch_size %d is not divisible by %d processes; using %d per process",
+            config.batch_size,
+            dctx.world_size,
+            config.batch_size // dctx.world_size,
+        )
+    return max(1, config.batch_size // dctx.world_size)
+
+
+def default_workers(world_size: int = 1) -> int:
+    """min(4, CPUs per process)."""
+    return min(4, max(1, (os.cpu_count() or 1) // world_size))
+
+
+def build_data(
+    ds: Dataset,
+    splits: Splits,
+    net: Any,
+    config: TrainConfig,
+    device: torch.device,
+    dctx: D.DistContext,
+    amp_dtype: torch.dtype | None,
+    report_skipped: Callable[[list[Any]], None],
+) -> TrainData:
+    """Loaders over images, or over cached features when the backbone is frozen."""
+    pack = None
+    if config.pack:
+        from cvpipe.data.pack import PackReader
+
+        pack = PackReader.open(config.pack)
+        log.info(
+            "reading pixels from pack %s (%.0f%% of train records packed)",
+            config.pack,
+            100 * pack.coverage(splits.train),
+        )
+    workers = config.workers if config.workers is not None else default_workers(dctx.world_size)
+    targets = [ds.class_index(r) for r in splits.train]
+    criterion = nn.CrossEntropyLoss(
+        weight=_class_weights(ds, config, targets), label_smoothing=config.label_smoothing
+    ).to(device)
+    if config.use_feature_cache:
+        return _feature_data(
+            ds,
+            splits,
+            net,
+            config,
+            device,
+            dctx,
+            amp_dtype,
+            report_skipped,
+            pack,
+            workers,
+            criterion,
+        )
+    bs = _per_rank_batch(config, dctx)
+    pre = net.preprocess
+    draft = draft_size(pre, config.augment)
+    train_ds = ImageDataset(
+        ds,
+        splits.train,
+        train_transform(pre, config.augment),
+        draft=draft,
+        pack=pack,
+        on_error=config.on_error,
+    )
+    val_ds = ImageDataset(
+        ds,
+        splits.val,
+        eval_transform(pre),
+        draft=draft_size(pre),
+        pack=pack,
+        on_error=config.on_error,
+    )
+    sampler = _sampler(config, targets, len(ds.classes), dctx)
+    val_sampler = EpochSampler(
+        len(val_ds), shuffle=False, num_replicas=dctx.world_size, rank=dctx.rank, pad=False
+    )
+    common: dict[str, Any] = {
+        "num_workers": workers,
+        "collate_fn": collate_skip,
+        "pin_memory": device.type == "cuda",
+        "persistent_workers": workers > 0,
+    }
+    train_loader = DataLoader(train_ds, batch_size=bs, sampler=sampler, **common)
+    val_loader = DataLoader(val_ds, batch_size=bs, sampler=val_sampler, **common)
+    return TrainData(train_loader, val_loader, sampler, criterion, cached=False)
+
+
+def _feature_data(
+    ds: Dataset, splits: Splits, net: Any, config: TrainConfig, device: torch.device, dctx: D.DistContext,
+    amp_dtype: torch.dtype | None, report_skipped: Callable[[list[Any]], None], pack: Any, workers: int, criterion: nn.Module,
+) -> TrainData:  # fmt: skip
+    aug = config.augment
+    if not aug.cacheable:
+        log.warning(
+            "feature cache: random crops, colour jitter and TrivialAugment cannot be cached and are not applied; "
+            "only the base image%s is used (set feature_cache: off to train with them)",
+            " and its horizontal flip" if aug.hflip else "",
+        )
+    variants = ("base", "hflip") if aug.hflip else ("base",)
+    req = FeatureRequest(
+        variants=variants, dtype=config.feature_cache_dtype, cache_dir=config.feature_cache_dir,
+        batch_size=max(config.batch_size, 64), workers=workers, device=str(device), amp_dtype=amp_dtype,
+        draft=draft_size(net.preprocess), pack=pack,
+    )  # fmt: skip
+    sets = {}
+    for first in (True, False):  # rank 0 computes, the others then read the cache
+        if first == dctx.is_main:
+            sets["train"] = cached_features(net, ds, splits.train, req)
+            sets["val"] = cached_features(
+                net, ds, splits.val, dataclasses.replace(req, variants=("base",))
+            )
+        D.barrier()
+    for fs in sets.values():
+        report_skipped(fs.skipped)
+    status = "hit" if all(fs.status == "hit" for fs in sets.values()) else "miss"
+    tr, va = sets["train"], sets["val"]
+    pos_tr, pos_va = np.flatnonzero(tr.valid).tolist(), np.flatnonzero(va.valid).tolist()
+    if not pos_tr or not pos_va:
+        raise DatasetError(
+            f"{ds.root}: no readable images in the train or val split; run 'cvpipe validate'"
+        )
+    all_targets = [ds.class_index(r) for r in splits.train]
+    targets = [all_targets[i] for i in pos_tr]
+    sampler = _sampler(config, targets, len(ds.classes), dctx)
+    bs = _per_rank_batch(config, dctx)
+    train_loader = FeatureLoader(tr.features, all_targets, pos_tr, sampler, bs)
+    val_sampler = EpochSampler(
+        len(pos_va), shuffle=False, num_replicas=dctx.world_size, rank=dctx.rank, pad=False
+    )
+    val_targets = [ds.class_index(r) for r in splits.val]
+    val_loader = FeatureLoader(
+        va.features, val_targets, pos_va, val_sampler, max(bs, 256), variant=0
+    )
+    log.info("feature cache %s: %s", status, tr.path)
+    return TrainData(train_loader, val_loader, sampler, criterion, cached=True, cache_status=status)

@@ -1,0 +1,665 @@
+"""``train()``: a dataset and a :class:`TrainConfig` in, a run directory out.
+
+The trainer wires the pieces and owns the run directory; the loops live in
+:mod:`cvpipe.engine.loop` and take a task *step function*, so detection can add its own
+step and data pipeline later without touching this flow:
+
+1. resolve splits (carving a seeded, stratified val from train when there is none) and
+   write ``config.yaml`` + ``dataset.lock``;
+2. build the model (:func:`cvpipe.models.classification.create_classifier`), freeze it;
+3. with ``freeze: frozen`` and the feature cache on, train the head on cached backbone
+   features (:mod:`cvpipe.engine.features`), else on images;
+4. each epoch: train, validate, write the epoch row, save ``last.pt`` (and ``best.pt`` on
+   the monitored metric) atomically, update ``model_card.json``, run callbacks, stop early
+   when patience runs out.
+
+Every random choice is a function of ``(seed, epoch, position)``, so ``resume=True``
+continues from ``last.pt`` and reproduces the metrics of an uninterrupted run.
+
+Example:
+    >>> cfg = load_config(TrainConfig, overrides=["model=resnet50", "freeze=frozen", "epochs=10"])  # doctest: +SKIP
+    >>> result = train("datasets/bins", "runs/r50", cfg)  # doctest: +SKIP
+    >>> result.best["val.accuracy"]  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cvpipe.config import dump_config, load_config
+from cvpipe.data.manifest import Dataset
+from cvpipe.engine import distributed as D
+from cvpipe.engine.callbacks import Callback, CallbackList, Monitor, TrainState
+from cvpipe.engine.checkpoint import (
+    check_compatible,
+    ckpt_meta,
+    load_checkpoint,
+    load_state_strict,
+    save_checkpoint,
+)
+from cvpipe.engine.config import TrainConfig
+from cvpipe.engine.data import TrainData, build_data, resolve_splits
+from cvpipe.engine.loop import (
+    EpochHooks,
+    StepContext,
+    classification_step,
+    evaluate_loss,
+    train_one_epoch,
+)
+from cvpipe.engine.optim import build_optimizer, build_scheduler
+from cvpipe.engine.runs import MetricsLog, ModelCard, RunDir, read_metrics
+from cvpipe.errors import CheckpointError, ConfigError, DatasetError
+from cvpipe.io import read_json, write_json
+from cvpipe.progress import Bar
+
+log = logging.getLogger(__name__)
+
+STEP_FUNCTIONS = {"classify": classification_step, "count": classification_step}
+
+
+@dataclass
+class RunResult:
+    """What a finished (or early-stopped) run produced.
+
+    Attributes:
+        run_dir: the run directory.
+        history: epoch rows of metrics.jsonl.
+        best: the epoch row with the best monitored metric.
+        best_epoch: its 1-based epoch.
+        stopped_early: True when early stopping ended the run.
+        feature_cache: ``hit`` / ``miss`` when cached features were used, else None.
+        skipped_images: unreadable images met (distinct files).
+    """
+
+    run_dir: Path
+    history: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    best_epoch: int | None
+    stopped_early: bool = False
+    feature_cache: str | None = None
+    skipped_images: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_run_dir(cls, run: str | Path) -> RunResult:
+        """Rebuild the result from the files of a run directory."""
+        rd = RunDir(run)
+        history = read_metrics(rd.root)
+        card = ModelCard.load(rd.card)
+        best_epoch = card.metrics.get("best_epoch")
+        best = next((r for r in history if r["epoch"] == best_epoch), None)
+        info = card.extra
+        return cls(
+            rd.root,
+            history,
+            best,
+            best_epoch,
+            bool(info.get("stopped_early")),
+            info.get("feature_cache"),
+            int(info.get("skipped_images", 0)),
+        )
+
+
+# ------------------------------------------------------------------------- devices
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` → CUDA when available, else CPU.
+
+    Raises:
+        ConfigError: CUDA asked for but not available.
+    """
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                "device: CUDA is not available on this machine; use --device cpu (or auto)"
+            )
+        if name == "cuda":
+            return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype for ``amp`` on ``device`` (None = full precision).
+
+    Raises:
+        ConfigError: fp16 on CPU, or bf16 on a GPU without bf16 support.
+    """
+    cuda = device.type == "cuda"
+    if amp == "off" or (amp == "auto" and not cuda):
+        return None
+    if amp == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if amp == "fp16":
+        if not cuda:
+            raise ConfigError("amp: fp16 needs a CUDA device; on CPU use amp: bf16 or off")
+        return torch.float16
+    if cuda and not torch.cuda.is_bf16_supported():
+        raise ConfigError("amp: this GPU does not support bf16; use amp: fp16 or auto")
+    return torch.bfloat16
+
+
+# ------------------------------------------------------------------------- run files
+def _meta(
+    config: TrainConfig, net: Any, task: str, classes: list[str], head: dict[str, Any]
+) -> dict[str, Any]:
+    from cvpipe import __version__
+
+    return {
+        "task": task, "classes": classes, "model": config.model, "head": head,
+        "preprocess": net.preprocess.to_json(), "input_size": net.preprocess.input_size,
+        "freeze": config.freeze, "weights": config.weights, "weights_info": _jsonable(net.weights_info),
+        "cvpipe_version": __version__,
+    }  # fmt: skip
+
+
+def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if isinstance(v, (str, int, float, bool, type(None), list))}
+
+
+def _write_card(
+    rd: RunDir,
+    meta: dict[str, Any],
+    monitor: Monitor,
+    history: list[dict[str, Any]],
+    extra: dict[str, Any],
+) -> None:
+    from cvpipe.models.preprocess import Preprocess
+
+    best = next((r for r in history if r["epoch"] == monitor.best_epoch), None)
+    metrics = {k: v for k, v in (best or {}).items() if k not in ("kind", "epoch")}
+    metrics.update(best_epoch=monitor.best_epoch, monitor=monitor.metric, mode=monitor.mode)
+    card = ModelCard(
+        task=meta["task"], classes=meta["classes"], model=meta["model"], head=meta["head"],
+        preprocess=Preprocess.from_json(meta["preprocess"]), input_size=meta["input_size"], metrics=metrics,
+        weights=meta["weights"], freeze=meta["freeze"], created=meta["created"],
+        cvpipe_version=meta["cvpipe_version"], extra=extra,
+    )  # fmt: skip
+    card.save(rd.card)
+
+
+# ------------------------------------------------------------------------- training
+def train(
+    dataset: str | Path,
+    out: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+) -> RunResult:
+    """Train a classifier or counter into the run directory ``out``.
+
+    Args:
+        dataset: dataset directory (task ``classify`` or ``count``).
+        out: run directory (created). With ``resume=True`` it must hold ``checkpoints/last.pt``.
+        config: the resolved :class:`TrainConfig` (default: all defaults). On resume the
+            run's own ``config.yaml`` is used when ``config`` is None.
+        resume: continue from ``last.pt``.
+        callbacks: hooks run on rank 0 (health collector, loggers, custom stops).
+
+    Returns:
+        A :class:`RunResult`.
+
+    Raises:
+        DatasetError: unsupported task, empty split.
+        ConfigError: invalid settings (device, amp, class weights...).
+        CheckpointError: on resume, a checkpoint for another task, class list or model.
+        TrainingDiverged: the loss became NaN/Inf (the last good checkpoint is kept).
+    """
+    rd = RunDir(out)
+    if resume and config is None:
+        config = load_config(TrainConfig, rd.config)
+    config = config or TrainConfig()
+    ds = Dataset.load(dataset)
+    if ds.task not in STEP_FUNCTIONS:
+        raise DatasetError(
+            f"{ds.root}: task {ds.task!r} is not trainable by this trainer yet (classify and count are)"
+        )
+    device = resolve_device(config.device, D.env_context().local_rank)
+    dctx = D.setup(device.type)
+    try:
+        return _Run(ds, rd, config, device, dctx, resume, callbacks).run()
+    finally:
+        if (
+            dctx.enabled
+            and D.env_context().world_size > 1
+            and os.environ.get("CVPIPE_KEEP_PG") != "1"
+        ):
+            D.teardown()
+
+
+class _Run:
+    """One training run (state shared by the phases of :func:`train`)."""
+
+    def __init__(
+        self,
+        ds: Dataset,
+        rd: RunDir,
+        config: TrainConfig,
+        device: torch.device,
+        dctx: D.DistContext,
+        resume: bool,
+        callbacks: Sequence[Callback],
+    ) -> None:
+        self.ds, self.rd, self.config, self.device, self.dctx, self.resume = (
+            ds,
+            rd,
+            config,
+            device,
+            dctx,
+            resume,
+        )
+        self.callbacks = CallbackList(callbacks if dctx.is_main else ())
+        self.amp_dtype = resolve_amp(config.amp, device)
+        self.channels_last = config.channels_last == "on" or (
+            config.channels_last == "auto" and device.type == "cuda"
+        )
+        self.seen_problems: set[str] = set()
+        es = config.early_stopping
+        self.monitor = Monitor(es.metric, es.resolved_mode, es.patience, es.min_delta)
+
+    # -- setup ------------------------------------------------------------------------
+    def _check_resume(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        if not self.resume:
+            return None, None
+        if not self.rd.last.is_file():
+            raise CheckpointError(
+                f"{self.rd.last}: nothing to resume (no last.pt); train without --resume"
+            )
+        ckpt = load_checkpoint(self.rd.last)
+        meta = ckpt_meta(ckpt)
+        check_compatible(
+            meta,
+            path=self.rd.last,
+            task=self.ds.task,
+            classes=self.ds.classes,
+            model=self.config.model,
+        )
+        lock = read_json(self.rd.lock) if self.rd.lock.is_file() else None
+        return ckpt, lock
+
+    def _build_model(self) -> Any:
+        from cvpipe.models.classification import create_classifier, model_meta
+
+        torch.manual_seed(self.config.seed)
+        head = (
+            self.config.head
+            if self.config.head is not None
+            else model_meta(self.config.model).default_head
+        )
+        net = create_classifier(
+            self.config.model, num_classes=len(self.ds.classes), weights=self.config.weights, head=head,
+            freeze=self.config.freeze, last_n=self.config.last_n, input_size=self.config.input_size,
+        )  # fmt: skip
+        self.head_spec = head.model_dump(mode="json")
+        return net.to(self.device)
+
+    def _write_start(self, lock: dict[str, Any]) -> None:
+        if not self.dctx.is_main:
+            return
+        self.rd.checkpoints.mkdir(parents=True, exist_ok=True)
+        dump_config(self.config, self.rd.config)
+        write_json(self.rd.lock, lock)
+        if not self.resume:
+            self.rd.problems.unlink(missing_ok=True)
+
+    # -- main flow ----------------------------------------------------------------------
+    def run(self) -> RunResult:
+        ckpt, old_lock = self._check_resume()
+        splits, lock = resolve_splits(self.ds, self.config, old_lock)
+        self._write_start(lock)
+        net = self._build_model()
+        if ckpt is not None:
+            load_state_strict(net, ckpt["model"], self.rd.last)
+        if self.channels_last:
+            net = net.to(memory_format=torch.channels_last)
+        data = build_data(
+            self.ds,
+            splits,
+            net,
+            self.config,
+            self.device,
+            self.dctx,
+            self.amp_dtype,
+            self._report_skipped,
+        )
+        trained: nn.Module = net.head if data.cached else net
+        optimizer = build_optimizer(
+            [p for p in trained.parameters() if p.requires_grad], self.config.optimizer
+        )
+        steps_per_epoch = -(-len(data.train_loader) // self.config.accumulate)
+        scheduler = build_scheduler(
+            optimizer, self.config.scheduler, steps_per_epoch, self.config.epochs
+        )
+        scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        start_epoch = 0
+        meta = _meta(self.config, net, self.ds.task, self.ds.classes, self.head_spec)
+        meta["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        if ckpt is not None:
+            start_epoch = self._restore(ckpt, optimizer, scheduler, scaler, meta)
+        model = trained
+        if self.dctx.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model = nn.parallel.DistributedDataParallel(trained, device_ids=ids)
+        state = TrainState(
+            self.rd.root,
+            self.config,
+            self.ds.task,
+            trained,
+            optimizer,
+            self.config.epochs,
+            steps_per_epoch,
+        )
+        state.extra.update(net=net, feature_cache=data.cache_status)
+        self.parts = (net, trained, model, optimizer, scheduler, scaler, data, meta)
+        return self._epochs(state, start_epoch)
+
+    def _restore(
+        self,
+        ckpt: dict[str, Any],
+        optimizer: Any,
+        scheduler: Any,
+        scaler: Any,
+        meta: dict[str, Any],
+    ) -> int:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if scheduler is not None and ckpt.get("scheduler") is not None:
+            scheduler.load_state_dict(ckpt["scheduler"])
+        if scaler is not None and ckpt.get("scaler") is not None:
+            scaler.load_state_dict(ckpt["scaler"])
+        old = ckpt_meta(ckpt)
+        self.monitor.load_state_dict(old.get("monitor", {}))
+        meta["created"] = old.get("created", meta["created"])
+        self.seen_problems = set(old.get("skipped_ids", []))
+        done = int(ckpt["epoch"])
+        log.info("resuming %s after epoch %d of %d", self.rd.root, done, self.config.epochs)
+        if old.get("stopped_early"):
+            log.info("the run had stopped early at epoch %d; nothing left to do", done)
+            self.already_stopped = True
+        return done
+
+    def _epochs(self, state: TrainState, start_epoch: int) -> RunResult:
+        net, trained, model, optimizer, scheduler, scaler, data, meta = self.parts
+        ctx = StepContext(
+            self.device, data.criterion, self.amp_dtype, self.channels_last and not data.cached
+        )
+        eval_ctx = StepContext(
+            self.device, nn.CrossEntropyLoss(), self.amp_dtype, ctx.channels_last
+        )
+        step_fn = STEP_FUNCTIONS[self.ds.task]
+        mlog = (
+            MetricsLog(self.rd.metrics, start_epoch + 1 if self.resume else None)
+            if self.dctx.is_main
+            else None
+        )
+        history = read_metrics(self.rd.root) if self.resume and self.dctx.is_main else []
+        state.history = history
+        stopped = getattr(self, "already_stopped", False)
+        self.callbacks.on_train_start(state)
+        try:
+            for epoch in range(start_epoch, self.config.epochs if not stopped else start_epoch):
+                state.epoch = epoch
+                row = self._one_epoch(
+                    state, model, optimizer, scheduler, scaler, data, ctx, eval_ctx, step_fn, mlog
+                )
+                history.append(row)
+                improved = self.monitor.update(epoch + 1, row)
+                state.best = self.monitor.best
+                stopped = self.monitor.should_stop
+                if stopped:
+                    state.stop_reason = f"early stopping: {self.monitor.metric} did not improve for {self.monitor.patience} epochs"
+                self._save(
+                    epoch + 1,
+                    net,
+                    optimizer,
+                    scheduler,
+                    scaler,
+                    meta,
+                    improved,
+                    stopped,
+                    history,
+                    data,
+                )
+                self.callbacks.on_epoch_end(state, row)
+                stopped = D.any_rank(stopped or state.stop)
+                if stopped:
+                    log.info(
+                        "stopping after epoch %d: %s",
+                        epoch + 1,
+                        state.stop_reason or "requested by a callback",
+                    )
+                    if not self.monitor.should_stop:
+                        self._save(
+                            epoch + 1,
+                            net,
+                            optimizer,
+                            scheduler,
+                            scaler,
+                            meta,
+                            False,
+                            True,
+                            history,
+                            data,
+                            best=False,
+                        )
+                    break
+            self.callbacks.on_train_end(state)
+        finally:
+            if mlog is not None:
+                mlog.close()
+        best = next((r for r in history if r["epoch"] == self.monitor.best_epoch), None)
+        return RunResult(
+            self.rd.root,
+            history,
+            best,
+            self.monitor.best_epoch,
+            stopped,
+            data.cache_status,
+            len(self.seen_problems),
+        )
+
+    def _one_epoch(
+        self,
+        state: TrainState,
+        model: nn.Module,
+        optimizer: Any,
+        scheduler: Any,
+        scaler: Any,
+        data: TrainData,
+        ctx: StepContext,
+        eval_ctx: StepContext,
+        step_fn: Any,
+        mlog: MetricsLog | None,
+    ) -> dict[str, Any]:
+        from cvpipe.data.datasets import mix_seed
+
+        epoch = state.epoch
+        torch.manual_seed(mix_seed(self.config.seed, epoch, 3))
+        data.set_epoch(epoch)
+        model.train()
+        t0 = time.perf_counter()
+
+        def on_step(row: dict[str, Any]) -> None:
+            row["epoch"] = epoch + 1
+            state.step, state.global_step = row["step"], row["global_step"]
+            if mlog is not None:
+                mlog.write(row)
+            self.callbacks.on_step_end(state, row)
+
+        total = (
+            len(data.train_loader.sampler) * self.dctx.world_size
+            if hasattr(data.train_loader, "sampler")
+            else None
+        )
+        with Bar(
+            total=total if self.dctx.is_main else 0,
+            desc=f"epoch {epoch + 1}/{self.config.epochs}",
+            unit="img",
+        ) as bar:
+            hooks = EpochHooks(
+                on_step,
+                self._report_skipped,
+                D.all_reduce_sum,
+                bar if self.dctx.is_main else None,
+                self.config.log_every,
+            )
+            stats = train_one_epoch(
+                model, data.train_loader, optimizer, ctx, epoch=epoch, scheduler=scheduler, scaler=scaler,
+                accumulate=self.config.accumulate, grad_clip=self.config.grad_clip, step_fn=step_fn, hooks=hooks,
+                steps_before=epoch * state.steps_per_epoch,
+            )  # fmt: skip
+        self._check_skipped(stats, epoch)
+        unwrapped = (
+            model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+        )
+        val = evaluate_loss(
+            unwrapped,
+            data.val_loader,
+            eval_ctx,
+            step_fn=step_fn,
+            reduce=D.all_reduce_sum,
+            on_skipped=self._report_skipped,
+        )
+        row = {
+            "kind": "epoch", "epoch": epoch + 1,
+            "train.loss": stats["train.loss"], "train.accuracy": stats["train.accuracy"], **val,
+            "lr": float(optimizer.param_groups[0]["lr"]), "img_per_s": stats["img_per_s"],
+            "train.images": stats["images"], "skipped": stats["skipped"], "steps": stats["steps"],
+            "time_s": time.perf_counter() - t0,
+        }  # fmt: skip
+        if mlog is not None:
+            mlog.write(row)
+        log.info(
+            "epoch %d/%d  train.loss %.4f  train.acc %.3f  val.loss %.4f  val.acc %.3f  %.0f img/s",
+            epoch + 1, self.config.epochs, row["train.loss"], row["train.accuracy"], row["val.loss"], row["val.accuracy"], row["img_per_s"],
+        )  # fmt: skip
+        return row
+
+    def _check_skipped(self, stats: dict[str, Any], epoch: int) -> None:
+        total = stats["images"] + stats["skipped"]
+        if total and stats["skipped"] / total > self.config.max_skipped_fraction:
+            raise DatasetError(
+                f"epoch {epoch + 1}: {stats['skipped']} of {total} training images could not be read "
+                f"(more than max_skipped_fraction={self.config.max_skipped_fraction}); see {self.rd.problems} "
+                "and run 'cvpipe validate' on the dataset"
+            )
+
+    def _report_skipped(self, skipped: list[Any]) -> None:
+        new = [s for s in skipped if s.record_id not in self.seen_problems]
+        if not new:
+            return
+        for s in new:
+            self.seen_problems.add(s.record_id)
+            log.warning("skipped unreadable image %s (%s): %s", s.file, s.kind, s.message)
+        if self.dctx.is_main:
+            import json
+
+            self.rd.root.mkdir(parents=True, exist_ok=True)
+            with open(self.rd.problems, "a", encoding="utf-8") as f:
+                for s in new:
+                    f.write(json.dumps(s.to_json()) + "\n")
+
+    def _save(
+        self,
+        epoch: int,
+        net: Any,
+        optimizer: Any,
+        scheduler: Any,
+        scaler: Any,
+        meta: dict[str, Any],
+        improved: bool,
+        stopped: bool,
+        history: list[dict[str, Any]],
+        data: TrainData,
+        best: bool = True,
+    ) -> None:
+        if not self.dctx.is_main:
+            return
+        state = {
+            "model": net.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "scaler": scaler.state_dict() if scaler is not None else None, "epoch": epoch,
+        }  # fmt: skip
+        full = {
+            **meta,
+            "epoch": epoch,
+            "monitor": self.monitor.state_dict(),
+            "stopped_early": stopped,
+            "skipped_ids": sorted(self.seen_problems),
+        }
+        save_checkpoint(self.rd.last, state, full)
+        if improved and best:
+            save_checkpoint(self.rd.best, state, full)
+        extra = {
+            "stopped_early": stopped,
+            "feature_cache": data.cache_status,
+            "skipped_images": len(self.seen_problems),
+            "epochs_run": epoch,
+        }
+        _write_card(self.rd, meta, self.monitor, history, extra)
+
+
+# ------------------------------------------------------------------------- multi-process
+def _spawned_train(
+    dataset: str,
+    out: str,
+    config_json: dict[str, Any],
+    resume: bool,
+    progress_on: bool,
+    log_level: int,
+) -> None:
+    from cvpipe import progress
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("cvpipe").setLevel(log_level if D.env_context().is_main else logging.WARNING)
+    progress.enable(progress_on and D.env_context().is_main)
+    train(dataset, out, TrainConfig.model_validate(config_json), resume=resume)
+
+
+def train_distributed(
+    dataset: str | Path, out: str | Path, config: TrainConfig, nproc: int, *, resume: bool = False
+) -> RunResult:
+    """:func:`train` in ``nproc`` local processes with DDP (gloo on CPU, NCCL on CUDA).
+
+    ``config.batch_size`` stays the global batch: each process gets ``batch_size / nproc``.
+    Callbacks cannot cross process boundaries; use :func:`train` under ``torchrun`` for them.
+
+    Returns:
+        The :class:`RunResult` read back from the run directory rank 0 wrote.
+
+    Raises:
+        ConfigError: ``nproc`` < 1, or more CUDA processes than GPUs.
+        CvpipeError: the error a rank failed with.
+    """
+    from cvpipe import progress
+
+    if nproc < 1:
+        raise ConfigError(f"--nproc must be >= 1 (got {nproc})")
+    if nproc == 1:
+        return train(dataset, out, config, resume=resume)
+    device = resolve_device(config.device)
+    if device.type == "cuda" and nproc > torch.cuda.device_count():
+        raise ConfigError(
+            f"--nproc {nproc} but only {torch.cuda.device_count()} GPU(s); use --nproc {torch.cuda.device_count()} or --device cpu"
+        )
+    level = logging.getLogger("cvpipe").getEffectiveLevel()
+    args = (
+        str(dataset),
+        str(out),
+        config.model_dump(mode="json"),
+        resume,
+        progress.enabled(),
+        level,
+    )
+    D.launch(nproc, _spawned_train, args)
+    return RunResult.from_run_dir(out)
