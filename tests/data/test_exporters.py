@@ -11,6 +11,7 @@ import pytest
 
 from conftest import write_image
 from cvpipe.data.exporters import EXPORTERS, export_dataset
+from cvpipe.data.exporters.base import export_relpaths
 from cvpipe.data.importers import ImportOptions, import_dataset
 from cvpipe.data.manifest import Dataset, DatasetInfo, Record
 from cvpipe.errors import ConfigError, DatasetError, UnknownNameError
@@ -319,6 +320,17 @@ def test_imagefolder_needs_all_or_no_splits(tmp_path: Path) -> None:
     ds.records[0].split = None
     with pytest.raises(DatasetError, match="have no split while the others do"):
         export_dataset(ds, "imagefolder", tmp_path / "e")
+
+
+def test_export_relpaths_stay_inside_and_never_clash() -> None:
+    recs = [
+        Record(id=str(i), file=f, width=1, height=1)
+        for i, f in enumerate(
+            ["images/train/a.jpg", "train/a.png", "../../x/b.jpg", "C:/b.JPG", "A.jpg"]
+        )
+    ]
+    got = {k: v.as_posix() for k, v in export_relpaths(recs, strip=("train",)).items()}
+    assert got == {"0": "a.jpg", "1": "a_1.png", "2": "x/b.jpg", "3": "b.JPG", "4": "A_2.jpg"}
 
 
 def test_registry_lists_formats() -> None:

@@ -118,7 +118,9 @@ def export_relpaths(
 
     ``..``, ``.`` and drive/root parts are dropped so nothing lands outside OUT, a leading
     ``images/`` and the names in ``strip`` (e.g. the split) are removed, and clashes get a
-    ``_1``, ``_2`` ... suffix. Returns {record id: path}.
+    ``_1``, ``_2`` ... suffix. Clashes are judged without the extension (case-insensitive),
+    because ``a.jpg`` and ``a.png`` would share ``a.xml`` / ``a.txt``. Returns
+    {record id: path}.
     """
     out: dict[str, PurePosixPath] = {}
     taken: set[str] = set()
@@ -132,10 +134,10 @@ def export_relpaths(
             parts = parts[1:]
         path = PurePosixPath(*parts) if parts else PurePosixPath(f"{r.id}.jpg")
         candidate, n = path, 0
-        while candidate.as_posix().lower() in taken:
+        while candidate.with_suffix("").as_posix().lower() in taken:
             n += 1
             candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
-        taken.add(candidate.as_posix().lower())
+        taken.add(candidate.with_suffix("").as_posix().lower())
         out[r.id] = candidate
     return out
 
