@@ -83,7 +83,8 @@ class ModelInfo:
 
     name: str
     family: str
-    params: int  # backbone parameters (the head depends on the number of classes)
+    params: int  # backbone + default head for 1000 classes (the ImageNet convention)
+    backbone_params: int
     feature_dim: int
     input_size: int
     weights: str | None  # where ImageNet weights resolve offline, or None
@@ -243,8 +244,9 @@ def torchvision_backbone(arch: str) -> Backbone:
             net = _torchvision_full(arch)
         net.classifier = nn.Identity()
         net.avgpool = nn.AdaptiveAvgPool2d(1)
-        net.to_empty(device="cpu")
-        _init_vgg_features(net)
+        if torch.empty(0).device.type != "meta":  # a meta build (parameter counts) stays empty
+            net.to_empty(device="cpu")
+            _init_vgg_features(net)
         stages = _vgg_backbone(net)
         return Backbone(net, 512, stages, ("classifier.",), lambda: _torchvision_full(arch))
     net = _torchvision_full(arch)
@@ -518,12 +520,23 @@ def create_classifier(
     return net
 
 
-def count_backbone_params(name: str) -> tuple[int, int]:
-    """(parameters, feature_dim) of a model's backbone, built on the meta device (no memory)."""
-    meta = model_meta(name)
-    with torch.device("meta"):
-        backbone, _ = build_backbone(meta)
-    return sum(p.numel() for p in backbone.module.parameters()), backbone.feature_dim
+_PARAM_COUNTS: dict[str, tuple[int, int, int]] = {}
+
+
+def count_params(name: str) -> tuple[int, int, int]:
+    """(total params with the default head for 1000 classes, backbone params, feature_dim).
+
+    Built on the meta device (no memory, no initialisation) and cached per process.
+    """
+    if name not in _PARAM_COUNTS:
+        meta = model_meta(name)
+        with torch.device("meta"):
+            backbone, _ = build_backbone(meta)
+            head = build_head(backbone.feature_dim, 1000, meta.default_head)
+        body = sum(p.numel() for p in backbone.module.parameters())
+        total = body + sum(p.numel() for p in head.parameters())
+        _PARAM_COUNTS[name] = (total, body, backbone.feature_dim)
+    return _PARAM_COUNTS[name]
 
 
 def list_models(pattern: str | None = None) -> list[ModelInfo]:
@@ -538,13 +551,14 @@ def list_models(pattern: str | None = None) -> list[ModelInfo]:
     infos = []
     for name in MODELS.names(pattern):
         meta = MODEL_META[name]
-        params, dim = count_backbone_params(name)
+        params, body, dim = count_params(name)
         sources = find_sources(name)
         infos.append(
             ModelInfo(
                 name=name,
                 family=meta.family,
                 params=params,
+                backbone_params=body,
                 feature_dim=dim,
                 input_size=_default_preprocess(meta).input_size,
                 weights=sources[0].kind if sources else None,

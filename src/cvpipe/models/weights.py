@@ -271,6 +271,23 @@ def _package_file(pkg: PackageSource) -> Path | None:
     return None
 
 
+def cached_timm_names() -> list[str]:
+    """``timm/<arch>`` names with weights in the Hugging Face cache that are not registered."""
+    root = hf_cache_dir()
+    if not root.is_dir():
+        return []
+    import timm
+
+    from cvpipe.models.classification import MODELS
+
+    names = set()
+    for repo in root.glob("models--timm--*"):
+        arch = repo.name[len("models--timm--") :].split(".")[0]
+        if arch not in MODELS and timm.is_model(arch):
+            names.add(f"timm/{arch}")
+    return sorted(names)
+
+
 def packages_for(meta: ModelMeta) -> list[PackageSource]:
     return [p for p in PACKAGES if p.arch == meta.source and p.family == meta.family]
 
@@ -495,7 +512,7 @@ def map_in_order(
             f"{where}: {len(src)} tensors but the model has {len(reference)}; not weights for this architecture"
         )
     out: dict[str, torch.Tensor] = {}
-    for i, ((skey, tensor), (rkey, shape)) in enumerate(zip(src, reference)):
+    for i, ((skey, tensor), (rkey, shape)) in enumerate(zip(src, reference, strict=False)):
         if tensor.shape != shape:
             raise CheckpointError(
                 f"{where}: in-order key mapping failed at tensor #{i}: source {skey!r} has shape "
@@ -593,7 +610,9 @@ def check_file(name: str, path: str | Path, in_order: bool = False) -> LoadRepor
     )
 
 
-def add_weights(name: str, path: str | Path, link: bool = False) -> dict[str, Any]:
+def add_weights(
+    name: str, path: str | Path, link: bool = False
+) -> tuple[dict[str, Any], LoadReport]:
     """Verify ``path`` loads strictly into ``name``'s backbone, then copy (or link) it into the store.
 
     Args:
@@ -602,7 +621,8 @@ def add_weights(name: str, path: str | Path, link: bool = False) -> dict[str, An
         link: symlink instead of copying.
 
     Returns:
-        The index entry written: file, sha256, size, added, origin, mapping.
+        The index entry written (file, sha256, size, added, origin, mapping, linked) and
+        the strict load report.
 
     Raises:
         CheckpointError: the file does not fit the model (nothing is stored).
@@ -638,7 +658,7 @@ def add_weights(name: str, path: str | Path, link: bool = False) -> dict[str, An
     if old and old.get("file") != dest.name:
         (directory / old["file"]).unlink(missing_ok=True)
     log.info("%s: stored %s as %s (sha256 %s)", name, src, dest, digest[:12])
-    return entry
+    return entry, report
 
 
 @dataclass
