@@ -199,7 +199,7 @@ def test_box_outside_clipped_and_zero_area_dropped(tmp_path: Path) -> None:
         {"difficult": 1, "truncated": 1},
     ]
     assert kinds(out) == ["box_outside", "box_zero_area"]
-    assert ds.classes == ["a"]  # classes are those of the boxes kept
+    assert ds.classes == ["a", "b"]  # a class keeps its place even when its only box was dropped
 
 
 def test_malformed_xml_reported_with_line_and_fails_under_fail(tmp_path: Path) -> None:

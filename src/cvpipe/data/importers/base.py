@@ -237,7 +237,7 @@ def import_dataset(
     image_root = importer.image_root().resolve()
     out.mkdir(parents=True, exist_ok=True)
 
-    seen: Counter[str] = Counter()
+    seen: set[str] = set()
     n_images = n_boxes = 0
     split_counts: Counter[str | None] = Counter()
     fd, tmp_name = tempfile.mkstemp(prefix=".import.", suffix=".jsonl", dir=out)
@@ -246,12 +246,14 @@ def import_dataset(
     try:
         with open(tmp, "w", encoding="utf-8") as f, Bar(desc=f"import {format}", unit="img") as bar:
             for raw in importer.records():
+                # Classes are counted as annotated, before unusable boxes are dropped, so a
+                # class whose boxes were all degenerate still keeps its place.
+                seen.update([raw.label] if raw.label is not None else [])
+                seen.update(raw.labels or [])
                 rec = _finish(raw, importer, image_root, out, problems)
                 bar.update()
                 if rec is None:
                     continue
-                for name in ([raw.label] if raw.label is not None else []) + list(raw.labels or []):
-                    seen[name] += 1
                 n_images += 1
                 n_boxes += len(raw.boxes or [])
                 split_counts[rec.split] += 1
@@ -317,7 +319,7 @@ def _finish(raw: RawRecord, importer: Importer, image_root: Path, out: Path, pro
     )
 
 
-def _class_table(importer: Importer, options: ImportOptions, seen: Counter[str]) -> list[str]:
+def _class_table(importer: Importer, options: ImportOptions, seen: set[str]) -> list[str]:
     if importer.task == "count":
         lo, hi = options.count_range()
         return [str(c) for c in range(lo, hi + 1)]
