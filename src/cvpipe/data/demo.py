@@ -293,9 +293,9 @@ def _catalogue(seed: int, n: int = 48) -> list[_Product]:
                 accent,
                 float(rng.uniform(*_ASPECT[shape])),
                 float(rng.uniform(0.85, 1.15)),
-                dims,
+                (dims[0], dims[1], dims[2], dims[3]),
             )
-        )  # type: ignore[arg-type]
+        )
     return out
 
 
@@ -466,12 +466,14 @@ def render_bin(
     for spr, (x, y) in zip(scaled, spots, strict=True):
         _paste_with_shadow(scene, spr, x, y, shadow)
     if rng.random() < 0.5:  # elastic bands across the bin front
-        d = ImageDraw.Draw(scene)
+        pen = ImageDraw.Draw(scene)
         band = _hsv(rng.uniform(0, 1), rng.uniform(0, 0.3), rng.uniform(0.6, 0.9))
         for _ in range(int(rng.integers(1, 3))):
-            y = rng.uniform(0.2, 0.8) * n
-            d.line(
-                [0, y, n, y + rng.uniform(-0.08, 0.08) * n], fill=band, width=max(1, int(SS * 1.5))
+            yb = rng.uniform(0.2, 0.8) * n
+            pen.line(
+                [0, yb, n, yb + rng.uniform(-0.08, 0.08) * n],
+                fill=band,
+                width=max(1, int(SS * 1.5)),
             )
     return _finish(rng, scene, size), items
 
@@ -661,21 +663,21 @@ def voc_xml(fname: str, width: int, height: int, boxes: list[list[int]], names: 
     ET.SubElement(root, "path").text = fname
     ET.SubElement(ET.SubElement(root, "source"), "database").text = "Unknown"
     size = ET.SubElement(root, "size")
-    for tag, v in (("width", width), ("height", height), ("depth", 3)):
-        ET.SubElement(size, tag).text = str(v)
+    for tag, dim in (("width", width), ("height", height), ("depth", 3)):
+        ET.SubElement(size, tag).text = str(dim)
     ET.SubElement(root, "segmented").text = "0"
     for b, name in zip(boxes, names, strict=True):
         obj = ET.SubElement(root, "object")
-        for tag, v in (
+        for tag, text in (
             ("name", name),
             ("pose", "Unspecified"),
             ("truncated", "0"),
             ("difficult", "0"),
         ):
-            ET.SubElement(obj, tag).text = v
+            ET.SubElement(obj, tag).text = text
         bb = ET.SubElement(obj, "bndbox")
-        for tag, v in zip(("xmin", "ymin", "xmax", "ymax"), b, strict=True):
-            ET.SubElement(bb, tag).text = str(int(v))
+        for tag, coord in zip(("xmin", "ymin", "xmax", "ymax"), b, strict=True):
+            ET.SubElement(bb, tag).text = str(int(coord))
     ET.indent(root, space="\t")
     return ET.tostring(root, encoding="unicode") + "\n"
 
