@@ -321,3 +321,26 @@ def test_cli_import_and_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.startswith(f"cvpipe import: error: {bad}:1 [XMin]: missing required column 'XMin'")
+
+
+def test_quoted_fields_crlf_and_mid_prefixes(tmp_path: Path) -> None:
+    write_image(tmp_path / "images" / "aaa.jpg", (64, 48))
+    write_image(tmp_path / "images" / "bbb.jpg", (40, 32))
+    header = "LabelName,ImageID,XMin,XMax,YMin,YMax"
+    lines = [
+        header,
+        '"/m/0cmf2","aaa","0.25","0.75","0.5","1.0"',
+        "/m/0cmf2x,aaa,0.0,0.5,0.0,0.25",  # another class whose MID starts like the selected one
+        "/m/0cmf2,bbb,0.1,0.6,0.25,0.75",
+        '/m/01g317,"ccc",0.1,0.6,0.25,0.75',
+    ]
+    csv_path = tmp_path / "boxes.csv"
+    csv_path.write_bytes(("\r\n".join(lines) + "\r\n").encode())
+    out = tmp_path / "ds"
+    ds = import_dataset("openimages", csv_path, out, ImportOptions(classes=[PLANE]))
+    assert [(r.id, r.boxes) for r in ds] == [
+        ("aaa", [[16.0, 24.0, 48.0, 48.0]]),
+        ("bbb", [[4.0, 8.0, 24.0, 24.0]]),
+    ]
+    (p,) = problems_of(out, "class_filtered")
+    assert p["message"].startswith("2 rows of other classes (1 images")
