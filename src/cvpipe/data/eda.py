@@ -489,7 +489,7 @@ def build_report(
     ds: Dataset,
     stats: dict[str, Any],
     raw: dict[str, list[float]],
-    grids: list[tuple[str, int, list[str], bytes]],
+    grids: list[tuple[str, int, bytes]],
 ) -> Report:
     """The HTML report of :func:`eda` (plots drawn from ``stats`` and the manifest)."""
     from cvpipe.report import Report
