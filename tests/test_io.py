@@ -23,3 +23,13 @@ def test_failed_write_leaves_old_content_and_no_temp(tmp_path: Path) -> None:
         raise RuntimeError("killed")
     assert read_json(p) == {"ok": 1}
     assert [x.name for x in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_atomic_files_get_normal_permissions(tmp_path: Path) -> None:
+    import os
+
+    p = tmp_path / "m.jsonl"
+    atomic_write_text(p, "x")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert os.stat(p).st_mode & 0o777 == os.stat(plain).st_mode & 0o777

@@ -10,9 +10,24 @@ import contextlib
 import json
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
+
+
+_umask_lock = threading.Lock()
+_umask: int | None = None
+
+
+def _file_mode() -> int:
+    """Mode a plainly created file would get (mkstemp alone gives 0600)."""
+    global _umask
+    with _umask_lock:
+        if _umask is None:
+            _umask = os.umask(0o022)
+            os.umask(_umask)
+    return 0o666 & ~_umask
 
 
 @contextlib.contextmanager
@@ -32,6 +47,7 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
