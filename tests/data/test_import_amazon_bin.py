@@ -115,8 +115,11 @@ def test_metadata_folder_counts_sizes_and_meta(tmp_path: Path) -> None:
 
 def test_folder_holding_metadata_subfolder(tmp_path: Path) -> None:
     make_abid(tmp_path / "abid", {"1": 1, "2": 2})
-    ds = import_dataset("amazon-bin", tmp_path / "abid", tmp_path / "ds")
+    (tmp_path / "abid" / "file_list.json").write_text(json.dumps({"1": ["metadata/1.json"]}))
+    out = tmp_path / "ds"
+    ds = import_dataset("amazon-bin", tmp_path / "abid", out)
     assert [r.count for r in ds] == [1, 2]
+    assert report(out)["problems"] == []
 
 
 def test_nested_quantity_and_fname_as_in_seed_report(tmp_path: Path) -> None:

@@ -135,12 +135,12 @@ class AmazonBinImporter(Importer):
     # -- locating files -------------------------------------------------------------------
     @staticmethod
     def _metadata_folder(folder: Path) -> Path:
+        sub = folder / METADATA_FOLDER
+        if sub.is_dir():  # the dataset root (it may also hold file_list.json)
+            return sub
         with os.scandir(folder) as it:
             if any(e.name.endswith(".json") and e.is_file() for e in it):
                 return folder
-        sub = folder / METADATA_FOLDER
-        if sub.is_dir():
-            return sub
         raise DatasetError(
             f"{folder}: no metadata JSON files found (expected e.g. {folder}/523.json, a "
             f"{METADATA_FOLDER}/ folder, or a file_list.json)"
