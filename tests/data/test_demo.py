@@ -80,7 +80,6 @@ def test_detection_dataset_and_voc_files(demo: Path) -> None:
         assert len(r.boxes or []) == len(r.labels or []) <= 4
         for b in r.boxes or []:
             assert not B.is_outside(b, r.width, r.height, tol=0) and not B.is_degenerate(b)
-            assert b[0] >= 1 and b[1] >= 1  # safe for importers reading VOC as 1-based
         xml = ET.parse(demo / "raw/voc" / f"{r.id}.xml").getroot()
         assert xml.findtext("filename") == r.file
         assert (int(xml.findtext("size/width") or 0), int(xml.findtext("size/height") or 0)) == (
@@ -89,10 +88,11 @@ def test_detection_dataset_and_voc_files(demo: Path) -> None:
         )
         objs = xml.findall("object")
         assert [o.findtext("name") for o in objs] == [FOOD[c] for c in r.labels or []]
-        assert [
-            [float(o.findtext(f"bndbox/{k}") or "nan") for k in ("xmin", "ymin", "xmax", "ymax")]
+        corners = [
+            [int(o.findtext(f"bndbox/{k}") or -9) for k in ("xmin", "ymin", "xmax", "ymax")]
             for o in objs
-        ] == r.boxes
+        ]
+        assert [[c[0] - 1, c[1] - 1, c[2], c[3]] for c in corners] == r.boxes  # VOC is 1-based
         with Image.open(ds.image_path(r)) as im:
             assert im.size == (r.width, r.height) == (60, 60)
         n_boxes += len(objs)
@@ -137,3 +137,23 @@ def test_cli_prints_paths(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     text = capsys.readouterr().out
     assert str(out / "counting") in text and str(out / "raw" / "voc") in text
     assert Dataset.load(out / "counting").task == "count"
+
+
+def test_raw_files_import_to_the_same_labels(demo: Path, tmp_path: Path) -> None:
+    from cvpipe.data.importers import IMPORTERS, ImportOptions, import_dataset
+
+    if "amazon-bin" not in IMPORTERS or "voc" not in IMPORTERS:
+        pytest.skip("amazon-bin / voc importers not available")
+    raw = demo / "raw"
+    bins = import_dataset(
+        "amazon-bin",
+        raw / "amazon-bin/metadata",
+        tmp_path / "bins",
+        ImportOptions(images=str(raw / "amazon-bin/bin-images")),
+    )
+    ours = {r.id: r.count for r in Dataset.load(demo / "counting").records}
+    assert {r.id: r.count for r in bins.records} == ours
+    food = import_dataset("voc", raw / "voc", tmp_path / "food", ImportOptions())
+    assert food.classes == list(FOOD)
+    ours_det = {r.id: (r.boxes, r.labels) for r in Dataset.load(demo / "detection").records}
+    assert {r.id: (r.boxes or [], r.labels or []) for r in food.records} == ours_det

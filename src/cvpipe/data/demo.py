@@ -61,7 +61,7 @@ from cvpipe.progress import Bar
 log = logging.getLogger(__name__)
 
 SS = 2  # supersampling: draw at 2x, downsample once (smooth edges)
-FOOD = ("burger", "fries", "drink")
+FOOD = ("burger", "drink", "fries")  # sorted, the order `cvpipe import voc` gives
 MARKER = "demo.json"
 RGB = tuple[int, int, int]
 
@@ -656,7 +656,11 @@ def _amazon_meta(fname: str, items: list[tuple[_Product, int]]) -> dict[str, Any
 
 
 def voc_xml(fname: str, width: int, height: int, boxes: list[list[int]], names: list[str]) -> str:
-    """A LabelImg-style Pascal VOC annotation (integer pixel corners)."""
+    """A LabelImg-style Pascal VOC annotation.
+
+    ``boxes`` are cvpipe xyxy pixel edges; VOC corners are 1-based and inclusive, so
+    ``[x1, y1, x2, y2]`` is written as ``xmin=x1+1, ymin=y1+1, xmax=x2, ymax=y2``.
+    """
     root = ET.Element("annotation")
     ET.SubElement(root, "folder").text = "voc"
     ET.SubElement(root, "filename").text = fname
@@ -676,7 +680,8 @@ def voc_xml(fname: str, width: int, height: int, boxes: list[list[int]], names: 
         ):
             ET.SubElement(obj, tag).text = text
         bb = ET.SubElement(obj, "bndbox")
-        for tag, coord in zip(("xmin", "ymin", "xmax", "ymax"), b, strict=True):
+        corners = (b[0] + 1, b[1] + 1, b[2], b[3])  # VOC: 1-based, inclusive
+        for tag, coord in zip(("xmin", "ymin", "xmax", "ymax"), corners, strict=True):
             ET.SubElement(bb, tag).text = str(int(coord))
     ET.indent(root, space="\t")
     return ET.tostring(root, encoding="unicode") + "\n"
@@ -741,7 +746,12 @@ def _write_counting(out: Path, cfg: DemoConfig, bar: Bar, workers: int) -> int:
                 width=cfg.size,
                 height=cfg.size,
                 count=count,
-                meta={"expected_quantity": count, "image_fname": f"{stem}.jpg", "items": items},
+                meta={
+                    "expected_quantity": count,
+                    "image_fname": f"{stem}.jpg",
+                    "metadata": f"{stem}.json",
+                    "items": items,
+                },
             )
         )
         bar.update()
