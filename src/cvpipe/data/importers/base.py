@@ -296,10 +296,7 @@ def _finish(raw: RawRecord, importer: Importer, image_root: Path, out: Path, pro
         return None
     if raw.boxes is not None:
         _fix_boxes(raw, info, problems)
-    try:
-        rel = raw.path.resolve().relative_to(image_root)
-    except ValueError:
-        rel = Path(os.path.relpath(raw.path.resolve(), image_root))
+    rel = _relative_to_root(raw.path, image_root)
     if importer.options.copy_images:
         dest = out / "images" / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -342,6 +339,20 @@ def _rewrite_with_indices(tmp: Path, dest: Path, classes: list[str], task: Task)
                 obj["labels"] = [index[n] for n in obj.get("labels", [])]
                 obj.setdefault("boxes", [])
             f.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
+
+
+def _relative_to_root(path: Path, image_root: Path) -> Path:
+    """``path`` relative to the (resolved) image root; cheap string work on the hot path,
+    symlinks resolved only when the plain absolute path is not under the root."""
+    plain = os.path.abspath(path)
+    root = str(image_root)
+    if plain.startswith(root + os.sep):
+        return Path(plain[len(root) + 1 :])
+    real = path.resolve()
+    try:
+        return real.relative_to(image_root)
+    except ValueError:
+        return Path(os.path.relpath(real, image_root))
 
 
 def _relative_root(image_root: Path, out: Path) -> str:
