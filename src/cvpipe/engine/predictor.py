@@ -155,8 +155,11 @@ class BasePredictor:
 
         if not paths:
             return
-        loader = DataLoader(
-            _PathDataset(list(paths), self.transform, self.draft),
+        dataset: Any = _PathDataset(
+            list(paths), self.transform, self.draft
+        )  # map-style, duck-typed
+        loader: DataLoader[Any] = DataLoader(
+            dataset,
             batch_size=max(1, batch_size),
             shuffle=False,
             num_workers=max(0, workers),

@@ -216,7 +216,7 @@ class ClassificationEvaluator:
                 self.topk[k] += int(top_k_hits(t, p, k).sum())
             for key, v in calibration_bins(t, p, self.n_bins).items():
                 self.bins[key] += v
-        else:
+        elif y_pred is not None:
             pred = _labels(y_pred, c, "y_pred")
             self.has_probs = False
         self.cm += confusion_matrix(t, pred, c)
