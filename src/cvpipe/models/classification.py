@@ -32,7 +32,7 @@ from cvpipe.models.custom_cnn import (
     CustomCNNBackbone,
 )
 from cvpipe.models.heads import HeadSpec, build_head
-from cvpipe.models.preprocess import Preprocess
+from cvpipe.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from cvpipe.registry import Registry, suggest
 
 log = logging.getLogger(__name__)
@@ -198,20 +198,20 @@ def _resnet_stages() -> list[list[str]]:
 
 
 def _indexed_stages(prefix: str, module: nn.Module) -> list[list[str]]:
-    return [[f"{prefix}.{i}"] for i in range(len(module))]  # type: ignore[arg-type]
+    return [[f"{prefix}.{i}"] for i in range(len(list(module.children())))]
 
 
-def _vgg_backbone(net: nn.Module) -> list[list[str]]:
+def _vgg_backbone(net: Any) -> list[list[str]]:
     """Group VGG's flat ``features`` into its five conv blocks (each ends with a max pool)."""
     stages: list[list[str]] = [[]]
-    for i, m in enumerate(net.features):  # type: ignore[union-attr, arg-type]
+    for i, m in enumerate(net.features):
         stages[-1].append(f"features.{i}")
         if isinstance(m, nn.MaxPool2d):
             stages.append([])
     return [s for s in stages if s]
 
 
-def _torchvision_full(arch: str) -> nn.Module:
+def _torchvision_full(arch: str) -> Any:
     from torchvision import models
 
     return models.get_model(arch, weights=None)
@@ -305,7 +305,7 @@ def timm_backbone(arch: str) -> tuple[Backbone, dict[str, Any]]:
         raise UnknownNameError(
             f"unknown timm model {arch!r}; {hint}see timm.list_models() for valid names"
         )
-    net = timm.create_model(arch, pretrained=False, num_classes=0)
+    net: Any = timm.create_model(arch, pretrained=False, num_classes=0)
     cfg = dict(getattr(net, "pretrained_cfg", {}) or {})
     classifier = cfg.get("classifier") or "classifier"
     prefixes = tuple(f"{c}." for c in ([classifier] if isinstance(classifier, str) else classifier))
@@ -329,8 +329,8 @@ def timm_preprocess(cfg: dict[str, Any]) -> Preprocess:
     return Preprocess(
         input_size=size,
         resize_size=int(size / crop_pct),
-        mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),  # type: ignore[arg-type]
-        std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),  # type: ignore[arg-type]
+        mean=tuple(cfg.get("mean") or IMAGENET_MEAN),
+        std=tuple(cfg.get("std") or IMAGENET_STD),
         interpolation=interpolation
         if interpolation in ("nearest", "bilinear", "bicubic")
         else "bicubic",
@@ -349,7 +349,8 @@ def _default_preprocess(meta: ModelMeta) -> Preprocess:
     if meta.family == "timm":
         import timm
 
-        return timm_preprocess(timm.models.get_pretrained_cfg(meta.source).to_dict())
+        cfg = timm.models.get_pretrained_cfg(meta.source)
+        return timm_preprocess(cfg.to_dict() if cfg is not None else {})
     return Preprocess()
 
 
