@@ -136,14 +136,18 @@ class ImageDataset(torch.utils.data.Dataset):
                     f"{exc.message} (set on_error: skip to skip unreadable images)", path=exc.path
                 ) from None
             return Skipped(rec.id, rec.file, exc.kind, exc.message)
-        if sample_seed is not None:
+        if sample_seed is None:
+            return self._transform(im), self.targets[index]
+        # seed this sample's augmentation without disturbing the caller's generator
+        # (in-process loading must not shift the dropout masks of the training step)
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(sample_seed)
-        x = (
-            self.transform(im)
-            if self.transform is not None
-            else torch.from_numpy(np.asarray(im).copy())
-        )
-        return x, self.targets[index]
+            return self._transform(im), self.targets[index]
+
+    def _transform(self, im: Image.Image) -> torch.Tensor:
+        if self.transform is None:
+            return torch.from_numpy(np.asarray(im).copy())
+        return self.transform(im)
 
 
 def collate_skip(batch: list[Any]) -> tuple[torch.Tensor, torch.Tensor, list[Skipped]]:

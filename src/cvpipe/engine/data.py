@@ -258,8 +258,22 @@ def build_data(
         "pin_memory": device.type == "cuda",
         "persistent_workers": workers > 0,
     }
-    train_loader = DataLoader(train_ds, batch_size=bs, sampler=sampler, **common)
-    val_loader = DataLoader(val_ds, batch_size=bs, sampler=val_sampler, **common)
+    # own generators: iterating a loader must not draw from torch's global generator
+    # (that would shift dropout masks between in-process and worker loading, or on resume)
+    train_loader = DataLoader(
+        train_ds,
+        batch_size=bs,
+        sampler=sampler,
+        generator=torch.Generator().manual_seed(config.seed),
+        **common,
+    )
+    val_loader = DataLoader(
+        val_ds,
+        batch_size=bs,
+        sampler=val_sampler,
+        generator=torch.Generator().manual_seed(config.seed),
+        **common,
+    )
     return TrainData(train_loader, val_loader, sampler, criterion, cached=False)
 
 

@@ -304,7 +304,9 @@ class FeatureLoader:
         batch_size: int,
         variant: int | None = None,
     ) -> None:
-        self.features = torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+        self.features = torch.from_numpy(
+            np.array(features, dtype=np.float32)
+        )  # a private, writable copy in RAM
         self.targets = torch.as_tensor(list(targets), dtype=torch.long)
         self.positions = torch.as_tensor(list(positions), dtype=torch.long)
         self.sampler = sampler
