@@ -1,0 +1,122 @@
+"""ImageDataset, collate, EpochSampler, stratified carving, transforms."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cvpipe.data.datasets import (
+    EpochSampler,
+    ImageDataset,
+    Skipped,
+    class_balance_weights,
+    collate_skip,
+    stratified_carve,
+)
+from cvpipe.data.manifest import Dataset, DatasetInfo, Record
+from cvpipe.data.transforms import AugmentConfig, draft_size, eval_transform, train_transform
+from cvpipe.errors import DatasetFormatError
+from cvpipe.models.preprocess import Preprocess
+
+PRE = Preprocess(input_size=32, resize_size=36)
+
+
+def _dataset(tmp_path: Path, make_image, n: int = 4, size=(48, 40)) -> Dataset:
+    recs = []
+    for i in range(n):
+        make_image(tmp_path / f"img{i}.jpg", size, seed=i)
+        recs.append(
+            Record(
+                id=f"r{i}",
+                file=f"img{i}.jpg",
+                width=size[0],
+                height=size[1],
+                split="train",
+                label=i % 2,
+            )
+        )
+    return Dataset(tmp_path, DatasetInfo(name="t", task="classify", classes=["x", "y"]), recs)
+
+
+def test_items_are_normalised_tensors(tmp_path: Path, make_image) -> None:
+    ds = _dataset(tmp_path, make_image)
+    data = ImageDataset(ds, ds.records, eval_transform(PRE))
+    x, y = data[1]
+    assert x.shape == (3, 32, 32) and x.dtype == torch.float32 and y == 1
+    assert data.targets == [0, 1, 0, 1]
+
+
+def test_seeded_augmentation_is_reproducible_and_leaves_global_rng(
+    tmp_path: Path, make_image
+) -> None:
+    ds = _dataset(tmp_path, make_image)
+    aug = AugmentConfig(crop="random-resized", hflip=True, color_jitter=0.3, trivial_augment=True)
+    data = ImageDataset(ds, ds.records, train_transform(PRE, aug))
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    a, b = data[(0, 123)][0], data[(0, 123)][0]
+    assert torch.equal(a, b) and a.shape == (3, 32, 32)
+    assert not torch.equal(a, data[(0, 124)][0])
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_corrupt_images_skip_or_fail(tmp_path: Path, make_image, make_truncated_jpeg) -> None:
+    ds = _dataset(tmp_path, make_image)
+    make_truncated_jpeg(tmp_path / "img2.jpg", (48, 40))
+    (tmp_path / "img3.jpg").unlink()
+    data = ImageDataset(ds, ds.records, eval_transform(PRE))
+    assert isinstance(data[2], Skipped) and data[2].kind in ("truncated", "corrupt")
+    assert data[3].kind == "missing" and data[3].to_json()["action"] == "skipped sample"
+    xs, ys, skipped = collate_skip([data[i] for i in range(4)])
+    assert (
+        xs.shape == (2, 3, 32, 32)
+        and ys.tolist() == [0, 1]
+        and [s.record_id for s in skipped] == ["r2", "r3"]
+    )
+    xs, ys, skipped = collate_skip([data[2]])
+    assert xs.numel() == 0 and len(skipped) == 1
+    strict = ImageDataset(ds, ds.records, eval_transform(PRE), on_error="fail")
+    with pytest.raises(DatasetFormatError, match="img2.jpg"):
+        strict[2]
+
+
+def test_draft_decode_reads_large_jpegs_smaller(tmp_path: Path, make_image) -> None:
+    ds = _dataset(tmp_path, make_image, n=1, size=(800, 600))
+    assert ImageDataset(ds, ds.records).load_image(0).size == (800, 600)
+    small = ImageDataset(ds, ds.records, draft=100).load_image(0)
+    assert min(small.size) >= 100 and small.size[0] <= 200  # decoded at 1/4 scale
+
+
+def test_epoch_sampler() -> None:
+    a = list(EpochSampler(20, seed=1))
+    assert a == list(EpochSampler(20, seed=1)) and sorted(i for i, _ in a) == list(range(20))
+    s = EpochSampler(20, seed=1)
+    s.set_epoch(1)
+    assert [i for i, _ in s] != [i for i, _ in a]
+    assert [i for i, _ in EpochSampler(5, shuffle=False)] == [0, 1, 2, 3, 4]
+    w = EpochSampler(1000, seed=0, weights=[1.0] * 500 + [0.0] * 500)
+    assert len(list(w)) == 1000 and all(i < 500 for i, _ in w)
+    r1 = EpochSampler(5, num_replicas=2, rank=1, pad=False, shuffle=False)
+    assert [i for i, _ in r1] == [1, 3] and len(r1) == 2
+    padded = EpochSampler(5, num_replicas=2, rank=1, shuffle=False)
+    assert len(padded) == 3 and len(list(padded)) == 3
+
+
+def test_stratified_carve_and_weights() -> None:
+    labels = [0] * 10 + [1] * 5 + [2] * 1
+    keep, cut = stratified_carve(labels, 0.2, seed=0)
+    assert sorted(keep + cut) == list(range(16))
+    assert sorted(labels[i] for i in cut) == [0, 0, 1]  # the singleton class stays in train
+    assert stratified_carve(labels, 0.2, seed=0) == (keep, cut)
+    assert stratified_carve(labels, 0.2, seed=1) != (keep, cut)
+    w = class_balance_weights([0, 0, 0, 1], 3)
+    assert w[0] == pytest.approx(2 / 3) and w[1] == pytest.approx(2.0) and w[2] == 0.0
+
+
+def test_transforms_and_cacheability() -> None:
+    assert AugmentConfig().cacheable and not AugmentConfig(crop="random").cacheable
+    assert not AugmentConfig(color_jitter=0.2).cacheable
+    assert draft_size(PRE) == 36
+    assert draft_size(Preprocess(), AugmentConfig(crop="random-resized")) > 256
