@@ -100,13 +100,16 @@ def build_verb_parser(name: str, module: ModuleType) -> argparse.ArgumentParser:
 
 
 def _setup_logging(args: argparse.Namespace) -> None:
-    level = logging.WARNING if args.quiet else (logging.INFO if args.verbose <= 1 else logging.DEBUG)
-    if args.verbose == 0 and not args.quiet:
-        level = logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("cvpipe").setLevel(logging.INFO if not args.quiet else logging.WARNING)
-    if args.verbose >= 2:
-        logging.getLogger("cvpipe").setLevel(logging.DEBUG)
+    """The CLI prints results itself; cvpipe's log lines appear with -v (INFO) or -vv (DEBUG)."""
+    level = logging.WARNING
+    if args.verbose == 1:
+        level = logging.INFO
+    elif args.verbose >= 2:
+        level = logging.DEBUG
+    if args.quiet:
+        level = logging.ERROR
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("cvpipe").setLevel(level)
     force = os.environ.get("CVPIPE_PROGRESS")
     progress.enable(not args.no_progress and (force == "1" or (force != "0" and sys.stderr.isatty())))
 
@@ -139,6 +142,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"cvpipe {name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `cvpipe ... | head`: the reader went away; not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -181,7 +181,7 @@ class Dataset:
     @property
     def image_root(self) -> Path:
         r = Path(self.info.image_root)
-        return r if r.is_absolute() else self.root / r
+        return r if r.is_absolute() else Path(os.path.normpath(self.root / r))
 
     def image_path(self, rec: Record) -> Path:
         """Absolute-or-root-relative path of a record's image file."""
