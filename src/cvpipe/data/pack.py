@@ -60,9 +60,9 @@ class PackConfig(Config):
         splits: pack only these splits (default: every record).
     """
 
-    size: int = Field(256, ge=8)
-    shard_mb: int = Field(512, ge=1)
-    workers: int = Field(0, ge=0)
+    size: int = Field(default=256, ge=8)
+    shard_mb: int = Field(default=512, ge=1)
+    workers: int = Field(default=0, ge=0)
     splits: list[str] | None = None
 
 

@@ -54,7 +54,7 @@ class AugmentConfig(Config):
     crop: CropMode = "center"
     scale: tuple[float, float] = (0.08, 1.0)
     hflip: bool = True
-    color_jitter: float = Field(0.0, ge=0.0, le=1.0)
+    color_jitter: float = Field(default=0.0, ge=0.0, le=1.0)
     trivial_augment: bool = False
 
     @property

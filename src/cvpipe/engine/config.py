@@ -29,10 +29,10 @@ class OptimizerConfig(Config):
     """Optimizer: ``sgd`` (momentum, nesterov), ``adam`` or ``adamw``; weight decay."""
 
     name: Literal["sgd", "adam", "adamw"] = "adam"
-    lr: float = Field(1e-3, gt=0)
-    momentum: float = Field(0.9, ge=0, lt=1)
+    lr: float = Field(default=1e-3, gt=0)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
     nesterov: bool = False
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(default=0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
 
 
@@ -47,11 +47,11 @@ class SchedulerConfig(Config):
 
     name: Literal["none", "step", "cosine", "onecycle"] = "none"
     milestones: list[int] = Field(default_factory=list)
-    gamma: float = Field(0.1, gt=0)
-    min_lr: float = Field(0.0, ge=0)
-    warmup_epochs: float = Field(0.0, ge=0)
-    warmup_start: float = Field(0.01, gt=0, le=1)
-    pct_start: float = Field(0.3, gt=0, lt=1)
+    gamma: float = Field(default=0.1, gt=0)
+    min_lr: float = Field(default=0.0, ge=0)
+    warmup_epochs: float = Field(default=0.0, ge=0)
+    warmup_start: float = Field(default=0.01, gt=0, le=1)
+    pct_start: float = Field(default=0.3, gt=0, lt=1)
 
 
 class EarlyStoppingConfig(Config):
@@ -66,8 +66,8 @@ class EarlyStoppingConfig(Config):
 
     metric: str = "val.loss"
     mode: Literal["auto", "min", "max"] = "auto"
-    patience: int | None = Field(None, ge=1)
-    min_delta: float = Field(0.0, ge=0)
+    patience: int | None = Field(default=None, ge=1)
+    min_delta: float = Field(default=0.0, ge=0)
 
     @property
     def resolved_mode(self) -> Literal["min", "max"]:
@@ -110,35 +110,35 @@ class TrainConfig(Config):
     model: str = "resnet18"
     weights: str | None = "imagenet"
     freeze: FreezeMode = "full"
-    last_n: int = Field(1, ge=1)
+    last_n: int = Field(default=1, ge=1)
     head: HeadSpec | None = None
-    input_size: int | None = Field(None, ge=8)
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(32, ge=1)
-    accumulate: int = Field(1, ge=1)
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    input_size: int | None = Field(default=None, ge=8)
+    epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=32, ge=1)
+    accumulate: int = Field(default=1, ge=1)
+    optimizer: OptimizerConfig = OptimizerConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
     class_weights: Literal["none", "auto", "dataset"] | list[float] = "none"
     sampler: Literal["random", "weighted"] = "random"
-    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    augment: AugmentConfig = AugmentConfig()
     amp: Literal["auto", "off", "bf16", "fp16"] = "auto"
     channels_last: Literal["auto", "on", "off"] = "auto"
-    grad_clip: float | None = Field(None, gt=0)
-    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    grad_clip: float | None = Field(default=None, gt=0)
+    early_stopping: EarlyStoppingConfig = EarlyStoppingConfig()
     seed: int = 0
     device: str = "auto"
-    workers: int | None = Field(None, ge=0)
+    workers: int | None = Field(default=None, ge=0)
     train_split: str = "train"
     val_split: str = "val"
-    val_fraction: float = Field(0.2, gt=0, lt=1)
+    val_fraction: float = Field(default=0.2, gt=0, lt=1)
     feature_cache: Literal["auto", "on", "off"] = "auto"
     feature_cache_dir: str | None = None
     feature_cache_dtype: Literal["float16", "float32"] = "float16"
     pack: str | None = None
     on_error: OnError = "skip"
-    max_skipped_fraction: float = Field(0.5, ge=0, le=1)
-    log_every: int = Field(1, ge=1)
+    max_skipped_fraction: float = Field(default=0.5, ge=0, le=1)
+    log_every: int = Field(default=1, ge=1)
 
     @field_validator("weights")
     @classmethod

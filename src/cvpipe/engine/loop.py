@@ -157,11 +157,8 @@ def train_one_epoch(
             continue
         micro += 1
         last_micro = micro % accumulate == 0
-        sync = (
-            contextlib.nullcontext()
-            if last_micro or not hasattr(model, "no_sync")
-            else model.no_sync()
-        )
+        no_sync = getattr(model, "no_sync", None)  # DDP: skip the all-reduce between micro-steps
+        sync = contextlib.nullcontext() if last_micro or no_sync is None else no_sync()
         with sync:
             out = step_fn(model, batch, ctx)
             loss_value = float(out.loss.detach().item())
