@@ -145,6 +145,9 @@ def test_hf_cache_safetensors_for_a_timm_model(offline_home):
     save_file(
         {k: v.contiguous() for k, v in full.state_dict().items()}, str(snap / "model.safetensors")
     )
+    other = offline_home / "hf" / "hub" / "models--timm--resnet10tx.in1k" / "snapshots" / "abc123"
+    other.mkdir(parents=True)
+    (other / "model.safetensors").write_bytes(b"another architecture")
     [source] = find_sources("timm/resnet10t")
     assert source.kind == "hf-cache"
     net = create_classifier("timm/resnet10t", num_classes=3, weights="imagenet", input_size=32)

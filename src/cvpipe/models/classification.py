@@ -340,7 +340,8 @@ def timm_preprocess(cfg: dict[str, Any]) -> Preprocess:
 # --------------------------------------------------------------------------- builders
 def _default_preprocess(meta: ModelMeta) -> Preprocess:
     if meta.name == "custom_cnn":
-        # seed 001: transforms.Resize((224, 224)) + ToTensor(), no normalisation
+        # seed 001: Resize((224, 224)) + ToTensor(): no normalisation. cvpipe's one eval
+        # transform resizes the shorter side and centre-crops instead of squashing.
         return Preprocess(
             input_size=224, resize_size=224, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)
         )
@@ -398,9 +399,7 @@ def _assemble(
         backbone.stages,
     )
     if weights is None or str(weights).lower() == "none":
-        log.info(
-            "%s: backbone randomly initialised (weights=None: training from scratch)", meta.name
-        )
+        log.info("%s: backbone randomly initialised (weights=None)", meta.name)
         return net
     from cvpipe.models.weights import load_backbone_weights, resolve
 

@@ -249,7 +249,9 @@ def _hf_candidates(arch: str) -> list[Path]:
     repos = []
     if hub_id.startswith("timm/"):
         repos.append(root / f"models--timm--{hub_id[len('timm/') :]}")
-    repos += sorted(p for p in root.glob(f"models--timm--{arch}*") if p not in repos)
+    base = arch.split(".")[0]  # other pretrained tags of the same architecture
+    tagged = [root / f"models--timm--{base}", *root.glob(f"models--timm--{base}.*")]
+    repos += sorted(p for p in tagged if p not in repos)
     found = []
     for repo in repos:
         for fname in ("model.safetensors", "pytorch_model.bin"):
@@ -351,7 +353,9 @@ def _not_found(name: str, meta: ModelMeta) -> WeightsNotFoundError:
         )
     elif meta.family == "timm":
         looked.append(f"torch cache {torch_cache_dir()}")
-        looked.append(f"Hugging Face cache {hf_cache_dir()} (models--timm--{meta.source}*)")
+        looked.append(
+            f"Hugging Face cache {hf_cache_dir()} (models--timm--{meta.source.split('.')[0]}[.tag])"
+        )
     pkgs = packages_for(meta)
     if pkgs:
         looked.append(
@@ -393,7 +397,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     p = Path(path)
     if not p.is_file():
         raise WeightsNotFoundError(
-            f"weights file {p} not found; check the path, or use '--weights none' to train from scratch"
+            f"weights file {p} not found; weights must be 'none', 'imagenet' or an existing "
+            "weights file; check the path, or use '--weights none' to train from scratch"
         )
     if p.suffix == ".safetensors":
         try:
