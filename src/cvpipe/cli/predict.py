@@ -23,15 +23,21 @@ EXAMPLES = """
 Output: one JSON object per line (default) or CSV rows with file, class (or count for
 counters), confidence and the top-k classes with their probabilities. Unreadable files
 get a row with an "error" field; the exit code is 0 unless no image could be predicted.
-Image URLs and --server come later.
+Image URLs come later.
+
+  cvpipe predict --server http://127.0.0.1:8000 photo.jpg bins/ [--token T]
+
+With --server URL the images are sent to a running 'cvpipe serve' (POST
+/v1/predict/batch, --batch-size images per request) instead of loading a run; give the
+images only (no RUN). Detect servers add a "detections" list per image.
 """
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("run", help="run directory written by 'cvpipe train'")
+    p.add_argument("run", help="run directory written by 'cvpipe train' (omit it with --server)")
     p.add_argument(
         "images",
-        nargs="+",
+        nargs="*",
         metavar="IMAGES",
         help="image files, folders (recursive) or glob patterns",
     )
@@ -46,6 +52,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--which", choices=["best", "last"], default="best", help="checkpoint (default: best)"
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    p.add_argument(
+        "--server", metavar="URL", help="send the images to a running 'cvpipe serve' at URL"
+    )
+    p.add_argument(
+        "--token", help="bearer token for --server (default: $CVPIPE_TOKEN)"
+    )
+    p.add_argument(
+        "--timeout", type=float, default=60.0, help="--server: seconds per request (default 60)"
+    )
 
 
 def rows(
@@ -79,14 +94,27 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k {args.top_k}: must be at least 1")
-    files, problems = expand_inputs(args.images)
-    pred = BasePredictor.from_run(args.run, which=args.which, device=args.device)
-    if not isinstance(pred, Predictor):
-        raise ConfigError(
-            f"{args.run}: 'cvpipe predict' handles classify and count runs only for now"
-        )
-    k = min(args.top_k, len(pred.card.classes))
-    header = ["file", *(["count"] if pred.card.task == "count" else []), "class", "confidence"]
+    if args.server:
+        from cvpipe.serve.client import ServerClient
+
+        files, problems = expand_inputs([args.run, *args.images])
+        client = ServerClient(args.server, args.token, args.timeout)
+        task, classes = client.model()
+        k = min(args.top_k, len(classes))
+        results = client.rows(files, k, args.batch_size)
+    else:
+        if not args.images:
+            raise ConfigError("give a run and at least one image (or --server URL and images)")
+        files, problems = expand_inputs(args.images)
+        pred = BasePredictor.from_run(args.run, which=args.which, device=args.device)
+        if not isinstance(pred, Predictor):
+            raise ConfigError(
+                f"{args.run}: 'cvpipe predict' handles classify and count runs only for now"
+            )
+        task = pred.card.task
+        k = min(args.top_k, len(pred.card.classes))
+        results = rows(pred, files, k, args.batch_size, args.workers)
+    header = ["file", *(["count"] if task == "count" else []), "class", "confidence"]
     header += [f"{kind}{i}" for i in range(1, k + 1) for kind in ("class", "prob")] + ["error"]
     ok = 0
     with contextlib.ExitStack() as stack:
@@ -99,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         if writer is not None:
             writer.writeheader()
         missing = ({"file": item, "error": why} for item, why in problems)
-        for row in itertools.chain(missing, rows(pred, files, k, args.batch_size, args.workers)):
+        for row in itertools.chain(missing, results):
             ok += "error" not in row
             if writer is None:
                 _write_json(f, row)
