@@ -1,10 +1,11 @@
 """Trainer hooks: observe a run (health collector, loggers) or stop it (early stopping).
 
 A callback subclasses :class:`Callback` and overrides any of ``on_train_start``,
-``on_step_end``, ``on_epoch_end``, ``on_train_end``. Each receives the live
-:class:`TrainState`; ``on_step_end`` and ``on_epoch_end`` also get the row just written to
-``metrics.jsonl``. Setting ``state.stop = True`` ends the run after the current epoch.
-Only rank 0 runs callbacks in a distributed run.
+``on_optimizer_step``, ``on_step_end``, ``on_epoch_end``, ``on_train_end``,
+``on_train_failed``. Each receives the live :class:`TrainState`; ``on_step_end`` and
+``on_epoch_end`` also get the row just written to ``metrics.jsonl``. Setting
+``state.stop = True`` ends the run after the current epoch (in a single-process run,
+right after the current optimizer step). Only rank 0 runs callbacks in a distributed run.
 
 Example:
     >>> class PrintLoss(Callback):
@@ -70,6 +71,10 @@ class Callback:
     def on_train_start(self, state: TrainState) -> None:
         """Called once before the first (or resumed) epoch."""
 
+    def on_optimizer_step(self, state: TrainState, info: dict[str, Any]) -> None:
+        """Called after every optimizer step (not only logged ones) with ``global_step``,
+        ``loss``, ``n``, ``lr``, ``data_s`` and ``compute_s``; must be cheap."""
+
     def on_step_end(self, state: TrainState, row: dict[str, Any]) -> None:
         """Called after every optimizer step with its metrics row (loss, lr, img_per_s...)."""
 
@@ -78,6 +83,10 @@ class Callback:
 
     def on_train_end(self, state: TrainState) -> None:
         """Called once when training ends normally (also after early stopping)."""
+
+    def on_train_failed(self, state: TrainState, error: BaseException) -> None:
+        """Called once when training ends with an exception (it is re-raised afterwards);
+        must not raise itself."""
 
 
 class CallbackList(Callback):
@@ -90,6 +99,10 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.on_train_start(state)
 
+    def on_optimizer_step(self, state: TrainState, info: dict[str, Any]) -> None:
+        for cb in self.callbacks:
+            cb.on_optimizer_step(state, info)
+
     def on_step_end(self, state: TrainState, row: dict[str, Any]) -> None:
         for cb in self.callbacks:
             cb.on_step_end(state, row)
@@ -101,6 +114,13 @@ class CallbackList(Callback):
     def on_train_end(self, state: TrainState) -> None:
         for cb in self.callbacks:
             cb.on_train_end(state)
+
+    def on_train_failed(self, state: TrainState, error: BaseException) -> None:
+        for cb in self.callbacks:
+            try:
+                cb.on_train_failed(state, error)
+            except Exception:  # never hide the original error
+                log.exception("callback %s failed while handling a training error", type(cb).__name__)
 
 
 class Monitor:

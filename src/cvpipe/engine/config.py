@@ -20,6 +20,7 @@ from pydantic import Field, field_validator, model_validator
 from cvpipe.config import Config
 from cvpipe.data.problems import OnError
 from cvpipe.data.transforms import AugmentConfig
+from cvpipe.engine.health.config import HealthConfig
 from cvpipe.models.heads import HeadSpec
 
 FreezeMode = Literal["frozen", "last-n", "full"]
@@ -105,6 +106,7 @@ class TrainConfig(Config):
         on_error: unreadable images: ``skip`` (reported) or ``fail``.
         max_skipped_fraction: stop when more than this share of an epoch's images failed.
         log_every: write a step row to metrics.jsonl every N optimizer steps.
+        health: training-health collector and rules (``RUN/health/``), on by default.
     """
 
     model: str = "resnet18"
@@ -139,6 +141,7 @@ class TrainConfig(Config):
     on_error: OnError = "skip"
     max_skipped_fraction: float = Field(default=0.5, ge=0, le=1)
     log_every: int = Field(default=1, ge=1)
+    health: HealthConfig = HealthConfig()
 
     @field_validator("weights")
     @classmethod

@@ -98,6 +98,12 @@ class EpochHooks:
         reduce: sums a list of floats over processes (DDP); identity when None.
         bar: a progress bar advanced by images.
         log_every: step-row interval in optimizer steps.
+        on_optimizer_step: called after *every* optimizer step with ``global_step``,
+            ``epoch`` (0-based), ``loss`` (mean over the step's items), ``n``, ``lr``,
+            ``data_s`` (time spent waiting for the loader) and ``compute_s`` (forward,
+            backward and optimizer); keep it cheap (the health collector uses it).
+        should_stop: polled after every optimizer step; True ends the epoch there
+            (single-process runs only: under DDP every rank must take the same steps).
     """
 
     on_step: Callable[[dict[str, Any]], None] | None = None
@@ -105,6 +111,8 @@ class EpochHooks:
     reduce: Reducer | None = None
     bar: Bar | None = None
     log_every: int = 1
+    on_optimizer_step: Callable[[dict[str, Any]], None] | None = None
+    should_stop: Callable[[], bool] | None = None
 
 
 def train_one_epoch(
@@ -149,7 +157,11 @@ def train_one_epoch(
     t0 = time.perf_counter()
     optimizer.zero_grad(set_to_none=True)
     pending = False
+    step_loss, step_n, data_s, compute_s = 0.0, 0, 0.0, 0.0
+    t_mark = time.perf_counter()  # when this loop last finished its own work
     for batch in loader:
+        t_got = time.perf_counter()
+        data_s += t_got - t_mark  # an empty batch's time counts as data wait too
         if batch[2] and hooks.on_skipped:
             hooks.on_skipped(batch[2])
         skipped += len(batch[2])
@@ -176,12 +188,24 @@ def train_one_epoch(
         seen += out.n
         window_loss += loss_value * out.n
         window_n += out.n
+        step_loss += loss_value * out.n
+        step_n += out.n
         if hooks.bar is not None:
             hooks.bar.update(out.n)
         if last_micro:
             _optimizer_step(model, optimizer, scheduler, scaler, grad_clip)
             pending = False
             steps += 1
+            compute_s += time.perf_counter() - t_got
+            if hooks.on_optimizer_step is not None:
+                hooks.on_optimizer_step(
+                    {
+                        "global_step": steps_before + steps, "epoch": epoch,
+                        "loss": step_loss / max(step_n, 1), "n": step_n, "lr": _lr(optimizer),
+                        "data_s": data_s, "compute_s": compute_s,
+                    }
+                )  # fmt: skip
+            step_loss, step_n, data_s, compute_s = 0.0, 0, 0.0, 0.0
             if hooks.on_step is not None and steps % hooks.log_every == 0:
                 now = time.perf_counter()
                 row = {
@@ -199,6 +223,11 @@ def train_one_epoch(
                         loss=f"{row['loss']:.4f}", img_s=f"{row['img_per_s']:.0f}"
                     )
                 window_loss, window_n, window_t = 0.0, 0, now
+            if hooks.should_stop is not None and hooks.should_stop():
+                break
+        else:
+            compute_s += time.perf_counter() - t_got
+        t_mark = time.perf_counter()
     if pending:
         _optimizer_step(model, optimizer, scheduler, scaler, grad_clip)
         steps += 1

@@ -259,6 +259,11 @@ class _Run:
             dctx,
             resume,
         )
+        callbacks = list(callbacks)
+        if config.health.enabled:
+            from cvpipe.engine.health.collector import HealthCollector
+
+            callbacks.append(HealthCollector(config.health))
         self.callbacks = CallbackList(callbacks if dctx.is_main else ())
         self.amp_dtype = resolve_amp(config.amp, device)
         self.channels_last = config.channels_last == "on" or (
@@ -454,6 +459,9 @@ class _Run:
                         )
                     break
             self.callbacks.on_train_end(state)
+        except BaseException as exc:
+            self.callbacks.on_train_failed(state, exc)
+            raise
         finally:
             if mlog is not None:
                 mlog.close()
@@ -512,6 +520,12 @@ class _Run:
                 D.all_reduce_sum,
                 bar if self.dctx.is_main else None,
                 self.config.log_every,
+                on_optimizer_step=(
+                    (lambda info: self.callbacks.on_optimizer_step(state, info))
+                    if self.callbacks.callbacks
+                    else None
+                ),
+                should_stop=(lambda: state.stop) if not self.dctx.enabled else None,
             )
             stats = train_one_epoch(
                 model, data.train_loader, optimizer, ctx, epoch=epoch, scheduler=scheduler, scaler=scaler,
