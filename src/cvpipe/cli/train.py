@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from cvpipe.cli.output import echo, table
 from cvpipe.config import load_config
@@ -18,6 +19,7 @@ EXAMPLES = """
   torchrun --nproc-per-node 2 -m cvpipe.cli.main train datasets/bins --model resnet18 --out runs/ddp
   cvpipe train datasets/bins --config recipes/seed001_resnet50.yaml --out runs/seed001 \\
       --set scheduler.name=cosine --set early_stopping.patience=3
+  cvpipe train --from-trial tune/seed001:best --set epochs=10 --out runs/best
 
 Writes OUT/config.yaml, dataset.lock, metrics.jsonl, checkpoints/{last,best}.pt and
 model_card.json. With no val split a stratified val set is carved from train (seeded).
@@ -59,6 +61,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--nproc", type=int, default=1, help="processes for data-parallel training (DDP)"
     )
+    p.add_argument(
+        "--from-trial",
+        metavar="STUDY:best|N",
+        help="start from a tuning trial's config (STUDY: a tune output dir, or a study name "
+        "with $CVPIPE_TUNE_STORAGE); flags and --set apply on top; dataset defaults to the trial's",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             config_path = rd.config
         if dataset is None and rd.lock.is_file():
             dataset = read_json(rd.lock)["dataset"]
-    if dataset is None:
+    if dataset is None and not getattr(args, "from_trial", None):
         raise ConfigError(
             "train: give the DATASET directory (e.g. cvpipe train datasets/bins --out runs/a)"
         )
@@ -86,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
         "optimizer.name": args.optimizer, "device": args.device, "seed": args.seed,
         "workers": args.workers, "pack": args.pack,
     }  # fmt: skip
-    config = load_config(TrainConfig, config_path, args.overrides, values)
+    if getattr(args, "from_trial", None):
+        config, dataset = _from_trial(args, dataset, values)
+    else:
+        config = load_config(TrainConfig, config_path, args.overrides, values)
     result = train_distributed(dataset, args.out, config, args.nproc, resume=args.resume)
     if result.best is not None:
         keys = [
@@ -112,3 +123,23 @@ def run(args: argparse.Namespace) -> int:
         echo("; ".join(notes))
     echo(f"run written to {Path(args.out)}")
     return 0
+
+
+def _from_trial(
+    args: argparse.Namespace, dataset: str | None, values: dict[str, Any]
+) -> tuple[Any, str]:
+    """The trial's resolved config with flags and --set on top, and the dataset to use."""
+    import tempfile
+
+    import yaml
+
+    from cvpipe.engine.config import TrainConfig
+    from cvpipe.tune.storage import trial_train_config
+
+    base, trial_dataset, number = trial_train_config(args.from_trial)
+    with tempfile.TemporaryDirectory(prefix="cvpipe-trial-") as tmp:
+        path = Path(tmp) / f"trial_{number}.yaml"
+        path.write_text(yaml.safe_dump(base, sort_keys=False), encoding="utf-8")
+        config = load_config(TrainConfig, path, args.overrides, values)
+    echo(f"from trial {number} of {args.from_trial.rsplit(':', 1)[0]}")
+    return config, dataset or trial_dataset
