@@ -241,3 +241,23 @@ def test_rgba_and_grey_images(client: TestClient) -> None:
         buf = io.BytesIO()
         Image.new(mode, (30, 20)).save(buf, "PNG")
         assert client.post("/v1/predict", content=buf.getvalue()).status_code == 200, mode
+
+
+def test_predict_cli_against_live_server(served_run: Path, live_server, tmp_path: Path, capsys) -> None:
+    import json as _json
+
+    from cvpipe.cli.main import main
+
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.jpg").write_bytes(image_bytes())
+    (tmp_path / "imgs" / "b.png").write_bytes(image_bytes(fmt="PNG"))
+    (tmp_path / "imgs" / "broken.jpg").write_bytes(b"not an image")
+    with live_server(create_app(served_run, ServeSettings(token="tk"))) as srv:
+        code = main(["predict", "--server", srv.url, "--token", "tk", str(tmp_path / "imgs"), "--batch-size", "2"])
+        rows = [_json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert code == 0 and len(rows) == 3
+        good = [r for r in rows if "error" not in r]
+        assert len(good) == 2 and all(r["class"] in ("a", "b", "c") and len(r["top_k"]) == 3 for r in good)
+        assert "unsupported_media_type" in next(r for r in rows if "error" in r)["error"]
+        assert main(["predict", "--server", srv.url, str(tmp_path / "imgs" / "a.jpg")]) == 2
+        assert "401" in capsys.readouterr().err

@@ -99,7 +99,11 @@ def run(args: argparse.Namespace) -> int:
 
         files, problems = expand_inputs([args.run, *args.images])
         client = ServerClient(args.server, args.token, args.timeout)
-        task, classes = client.model()
+        try:
+            task, classes = client.model()
+        except BaseException:
+            client.close()
+            raise
         k = min(args.top_k, len(classes))
         results = client.rows(files, k, args.batch_size)
     else:

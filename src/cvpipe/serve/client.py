@@ -39,6 +39,16 @@ class ServerClient:
         self.url = url.rstrip("/")
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> ServerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def _call(self, method: str, path: str, **kw: Any) -> Any:
         import httpx
 
@@ -72,15 +82,21 @@ class ServerClient:
         return list(self._call("POST", "/v1/predict/batch", files=files, params=params)["results"])
 
     def rows(self, files: Sequence[Path], top_k: int, batch_size: int) -> Iterator[dict[str, Any]]:
-        """``cvpipe predict`` rows for files, sent ``batch_size`` per request."""
+        """``cvpipe predict`` rows for files, sent ``batch_size`` per request.
+
+        The client is closed when the rows are exhausted (or the generator is closed).
+        """
         step = max(1, batch_size)
-        for start in range(0, len(files), step):
-            chunk = list(files[start : start + step])
-            for f, res in zip(chunk, self.predict_batch(chunk, top_k=top_k)):
-                if "error" in res:
-                    yield {"file": str(f), "error": f"{res['error']['code']}: {res['error']['message']}"}
-                    continue
-                yield to_row(str(f), res["prediction"])
+        try:
+            for start in range(0, len(files), step):
+                chunk = list(files[start : start + step])
+                for f, res in zip(chunk, self.predict_batch(chunk, top_k=top_k)):
+                    if "error" in res:
+                        yield {"file": str(f), "error": f"{res['error']['code']}: {res['error']['message']}"}
+                        continue
+                    yield to_row(str(f), res["prediction"])
+        finally:
+            self.close()
 
 
 def to_row(file: str, pred: dict[str, Any]) -> dict[str, Any]:
