@@ -190,7 +190,7 @@ class HealthCollector(Callback):
         names, counts = _class_counts(state)
         world = int(os.environ.get("WORLD_SIZE", "1"))
         return {
-            "task": state.task, "classes": len(names) or None, "class_names": names, "class_counts": counts,
+            "task": state.task, "classes": len(names) or state.extra.get("num_classes"), "class_names": names, "class_counts": counts,
             "device": str(device), "cpu_count": os.cpu_count() or 1,
             "workers": getattr(cfg, "workers", None) if getattr(cfg, "workers", None) is not None else min(4, os.cpu_count() or 1),
             "batch_size": getattr(cfg, "batch_size", None), "world_size": world,

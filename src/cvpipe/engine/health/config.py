@@ -68,6 +68,10 @@ class HealthConfig(Config):
     def _known_rules(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
         from cvpipe.engine.health.rules import check_rule_settings
 
+        out = {}
         for name, settings in v.items():
             check_rule_settings(name, settings)
-        return v
+            out[name] = {
+                k: ("off" if k == "action" and x is False else x) for k, x in settings.items()
+            }
+        return out

@@ -574,8 +574,8 @@ class StepOutlier(Rule):
 
 
 def _cpu_bound(trace: Trace, lo: int, hi: int, cpu_threshold: float) -> bool | None:
-    """Whether the process tree used at least cpu_threshold % of the cores it could use
-    between steps lo..hi (None when no system sample falls there)."""
+    """Whether the process tree used at least ``cpu_threshold`` % of the cores its loader
+    can use (workers + 1) between steps lo..hi (None when no system sample falls there)."""
     vals = [
         r["proc_cpu"]
         for r in trace.system
@@ -584,7 +584,7 @@ def _cpu_bound(trace: Trace, lo: int, hi: int, cpu_threshold: float) -> bool | N
     if not vals:
         return None
     cores = min(int(trace.meta.get("cpu_count") or 1), int(trace.meta.get("workers") or 0) + 1)
-    return float(np.mean(vals)) >= cpu_threshold * cores
+    return float(np.mean(vals)) >= cpu_threshold * cores  # proc_cpu: % of one core
 
 
 class _DataWait(Rule):
@@ -606,7 +606,7 @@ class _DataWait(Rule):
             if share <= self.params["threshold"]:
                 continue
             s0, s1 = int(rows[a]["s"]), int(rows[b - 1]["s"])
-            bound = _cpu_bound(trace, s0, s1, self.params["cpu_threshold"] / 100)
+            bound = _cpu_bound(trace, s0, s1, self.params["cpu_threshold"])
             if bool(bound) == self.cpu_bound:
                 what = (
                     "CPU busy" if bound else ("CPU idle" if bound is not None else "no CPU sample")
@@ -735,6 +735,8 @@ def check_rule_settings(name: str, settings: Mapping[str, Any]) -> None:
     cls = RULES.get(name)
     for key, value in settings.items():
         if key == "action":
+            if value is False:  # YAML reads a bare off as false
+                continue
             if value not in ("warn", "stop", "save", "off"):
                 raise ValueError(
                     f"health rule {name}: action {value!r}; use warn, stop, save or off"
@@ -769,6 +771,7 @@ def create_rule(name: str, settings: Mapping[str, Any] | None = None) -> Rule:
     settings = dict(settings or {})
     check_rule_settings(name, settings)
     action = settings.pop("action", None)
+    action = "off" if action is False else action
     return RULES.get(name)(settings, action)
 
 
@@ -778,7 +781,7 @@ def build_rules(settings: Mapping[str, Mapping[str, Any]] | None = None) -> list
     return [
         create_rule(n, settings.get(n))
         for n in RULES.names()
-        if (settings.get(n) or {}).get("action") != "off"
+        if (settings.get(n) or {}).get("action") not in ("off", False)
     ]
 
 
