@@ -93,7 +93,7 @@ def test_every_detector_trains_and_predicts(name: str) -> None:
         assert pred["scores"].shape == (k,) and pred["labels"].shape == (k,)
         assert pred["labels"].dtype == torch.int64 and k <= 20
         if k:
-            assert 0 <= int(pred["labels"].min()) and int(pred["labels"].max()) < NUM_CLASSES
+            assert int(pred["labels"].min()) >= 0 and int(pred["labels"].max()) < NUM_CLASSES
             assert torch.all(pred["scores"][:-1] >= pred["scores"][1:])
             assert float(pred["boxes"][:, 2].max()) <= img.shape[2] + 1e-3  # input-image pixels
             assert float(pred["boxes"][:, 3].max()) <= img.shape[1] + 1e-3
