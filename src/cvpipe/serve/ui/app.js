@@ -184,6 +184,7 @@
   $("threshold").addEventListener("input", () => {
     $("threshold-value").textContent = threshold().toFixed(2);
     render();
+    if (state.result) setStatus("Done: " + summaryText());
   });
   $("url-form").addEventListener("submit", (e) => {
     e.preventDefault();
