@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         notes.append(f"{result.skipped_images} unreadable images skipped (see {rd.problems})")
     if notes:
         echo("; ".join(notes))
+    _health_summary(Path(args.out))
     echo(f"run written to {Path(args.out)}")
     return 0
 
@@ -143,3 +145,30 @@ def _from_trial(
         config = load_config(TrainConfig, path, args.overrides, values)
     echo(f"from trial {number} of {args.from_trial.rsplit(':', 1)[0]}")
     return config, dataset or trial_dataset
+
+
+def _health_summary(run: Path) -> None:
+    """The rules that fired (from RUN/health/findings.json), or one line saying none did."""
+    from cvpipe.cli.health import summary_lines
+    from cvpipe.engine.health.rules import Finding
+
+    path = run / "health" / "findings.json"
+    if not path.is_file():
+        return
+    data = json.loads(path.read_text(encoding="utf-8"))
+    keys = (
+        "rule",
+        "description",
+        "recommendation",
+        "triggered",
+        "datapoints",
+        "parameters",
+        "action",
+        "steps",
+        "messages",
+    )
+    findings = [Finding(**{k: r[k] for k in keys}) for r in data["rules"]]
+    for line in summary_lines(findings):
+        echo(line)
+    report = run / "health" / "report.html"
+    echo(f"health: {report if report.is_file() else path} (cvpipe health {run} re-analyses)")
