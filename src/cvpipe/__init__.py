@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from cvpipe.api import (
     balance,
+    compare,
     demo_data,
     eda,
+    evaluate,
     export_dataset,
     import_dataset,
     load_dataset,
     split,
+    train,
     validate,
 )
 from cvpipe.errors import CvpipeError
@@ -29,11 +32,14 @@ __all__ = [
     "CvpipeError",
     "__version__",
     "balance",
+    "compare",
     "demo_data",
     "eda",
+    "evaluate",
     "export_dataset",
     "import_dataset",
     "load_dataset",
     "split",
+    "train",
     "validate",
 ]

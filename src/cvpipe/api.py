@@ -77,3 +77,34 @@ def demo_data(out: str | Path, **options: Any) -> Any:
     from cvpipe.data.demo import generate as _generate
 
     return _generate(out, **options)
+
+
+def train(dataset: str | Path, out: str | Path, *, overrides: list[str] | None = None, **config: Any) -> Any:
+    """``cvpipe train``: train into the run directory ``out``; returns the RunResult.
+
+    Keyword options are TrainConfig keys (``model="resnet18", epochs=5``); ``overrides``
+    takes ``--set`` style strings (``["optimizer.lr=0.002"]``).
+
+    Example:
+        >>> cvpipe.train("datasets/bins", "runs/lite0", model="tf_efficientnet_lite0",
+        ...              freeze="frozen", epochs=10)  # doctest: +SKIP
+    """
+    from cvpipe.config import load_config
+    from cvpipe.engine.config import TrainConfig
+    from cvpipe.engine.trainer import train as _train
+
+    return _train(dataset, out, load_config(TrainConfig, overrides=overrides or [], values=config))
+
+
+def evaluate(run: str | Path, **options: Any) -> Any:
+    """``cvpipe eval``: evaluate a run; writes RUN/eval/ and returns the metrics."""
+    from cvpipe.engine.evaluate import evaluate_run
+
+    return evaluate_run(run, **options)
+
+
+def compare(runs: list[str | Path], **options: Any) -> Any:
+    """``cvpipe compare``: side-by-side metrics and paired tests of several runs."""
+    from cvpipe.engine.compare import compare_runs
+
+    return compare_runs(runs, **options)
