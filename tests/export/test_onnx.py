@@ -61,7 +61,9 @@ def test_served_onnx_matches_pytorch_predictor(exported: Path) -> None:
     im = Image.open(__import__("io").BytesIO(image_bytes((64, 40)))).convert("RGB")
     ref = pred.predict_images([im])[0]
     got = rt.run([rt.prepare(im)])[0]
-    assert got.argmax() == ref.argmax() and np.abs(got - ref).max() < 5e-3  # PIL vs torchvision resize
+    assert (
+        got.argmax() == ref.argmax() and np.abs(got - ref).max() < 5e-3
+    )  # PIL vs torchvision resize
     with TestClient(create_app(exported / "model.onnx")) as c:  # a bare model.onnx serves too
         info = c.get("/v1/model").json()
         assert info["backend"] == "onnxruntime" and info["classes"] == ["a", "b", "c"]
@@ -77,7 +79,9 @@ def test_int8_and_cli(exported: Path, tmp_path: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr().out
     assert "int8" in out and "top-1 agreement" in out
     info = json.loads((run / "model_card.json").read_text())["extra"]["onnx"]
-    assert info["precision"] == "int8" and info["top1_agreement"] >= 0.5 and info["tolerance"] is None
+    assert (
+        info["precision"] == "int8" and info["top1_agreement"] >= 0.5 and info["tolerance"] is None
+    )
     assert (run / "model.onnx").stat().st_size < (exported / "model.onnx").stat().st_size
 
 
@@ -100,7 +104,9 @@ def test_numpy_transform_matches_eval_transform(size: int, wh: tuple[int, int]) 
     pre = Preprocess(input_size=size, resize_size=int(size * 1.14))
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0 : wh[1], 0 : wh[0]]
-    arr = np.stack([np.sin(xx / 7 + c) * 100 + 128 + rng.normal(0, 10, xx.shape) for c in range(3)], -1)
+    arr = np.stack(
+        [np.sin(xx / 7 + c) * 100 + 128 + rng.normal(0, 10, xx.shape) for c in range(3)], -1
+    )
     im = Image.fromarray(arr.clip(0, 255).astype(np.uint8))
     a = pre.eval_transform()(im).numpy()
     b = numpy_transform(pre, im)

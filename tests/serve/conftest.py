@@ -22,7 +22,9 @@ from cvpipe.serve.runtime import Runtime, TorchRuntime
 
 def image_bytes(size: tuple[int, int] = (48, 36), fmt: str = "JPEG", color=(200, 30, 30)) -> bytes:
     rng = np.random.default_rng(0)
-    arr = np.clip(np.array(color) + rng.normal(0, 20, (size[1], size[0], 3)), 0, 255).astype(np.uint8)
+    arr = np.clip(np.array(color) + rng.normal(0, 20, (size[1], size[0], 3)), 0, 255).astype(
+        np.uint8
+    )
     buf = io.BytesIO()
     Image.fromarray(arr).save(buf, fmt)
     return buf.getvalue()
@@ -64,7 +66,13 @@ class FakeDetectPredictor:
             self.seen.append((w, h))
             out.append(
                 {
-                    "boxes": np.array([[0.1 * w, 0.2 * h, 0.6 * w, 0.9 * h], [0.5 * w, 0.1 * h, 0.9 * w, 0.5 * h], [0, 0, 2 * w, h]]),
+                    "boxes": np.array(
+                        [
+                            [0.1 * w, 0.2 * h, 0.6 * w, 0.9 * h],
+                            [0.5 * w, 0.1 * h, 0.9 * w, 0.5 * h],
+                            [0, 0, 2 * w, h],
+                        ]
+                    ),
                     "scores": np.array([0.9, 0.3, 0.02]),
                     "labels": np.array([0, 1, 1]),
                 }
@@ -91,7 +99,9 @@ class LiveServer:
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -24,15 +24,24 @@ def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     """A ~100-byte PNG declaring width x height pixels (header + a tiny IDAT)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 @pytest.fixture
 def client(served_run: Path):
-    with TestClient(create_app(served_run, ServeSettings(allow_urls=True)), raise_server_exceptions=False) as c:
+    with TestClient(
+        create_app(served_run, ServeSettings(allow_urls=True)), raise_server_exceptions=False
+    ) as c:
         yield c
 
 
@@ -53,7 +62,9 @@ def test_predict_raw_multipart_json_agree(client: TestClient) -> None:
     assert body["request_id"] == raw.headers["x-request-id"]
     multi = client.post("/v1/predict", files={"file": ("x.bin", jpg, "text/plain")}).json()
     js = client.post("/v1/predict", json={"image_b64": base64.b64encode(jpg).decode()}).json()
-    octet = client.post("/v1/predict?top_k=1", content=jpg, headers={"content-type": "application/octet-stream"}).json()
+    octet = client.post(
+        "/v1/predict?top_k=1", content=jpg, headers={"content-type": "application/octet-stream"}
+    ).json()
     assert multi["top_k"] == js["top_k"] == body["top_k"]
     assert octet["top_k"] == body["top_k"][:1]
 
@@ -66,7 +77,10 @@ def test_type_from_magic_bytes_not_header(client: TestClient) -> None:
 
 def test_batch_multipart_and_json(client: TestClient) -> None:
     jpg = image_bytes()
-    files = [("files", ("a.jpg", jpg, "image/jpeg")), ("files", ("b.txt", b"not an image", "image/jpeg"))]
+    files = [
+        ("files", ("a.jpg", jpg, "image/jpeg")),
+        ("files", ("b.txt", b"not an image", "image/jpeg")),
+    ]
     r = client.post("/v1/predict/batch", files=files)
     assert r.status_code == 200
     res = schemas.BatchResponse.model_validate(r.json()).results
@@ -74,7 +88,13 @@ def test_batch_multipart_and_json(client: TestClient) -> None:
     assert res[1].error.status == 415
     js = client.post(
         "/v1/predict/batch",
-        json={"images": [{"image_b64": base64.b64encode(jpg).decode()}, {"url": "http://10.0.0.1/a.jpg"}, {}]},
+        json={
+            "images": [
+                {"image_b64": base64.b64encode(jpg).decode()},
+                {"url": "http://10.0.0.1/a.jpg"},
+                {},
+            ]
+        },
     ).json()["results"]
     assert js[0]["prediction"]["label"] == res[0].prediction.label
     assert js[1]["error"]["code"] == "forbidden_address" and js[2]["error"]["status"] == 422
@@ -85,28 +105,77 @@ def test_batch_multipart_and_json(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("name", "kwargs", "status", "code"),
     [
-        ("empty body", {"content": b"", "headers": {"content-type": "image/jpeg"}}, 400, "empty_body"),
-        ("text as image", {"content": b"hello, I am text", "headers": {"content-type": "image/png"}}, 415, "unsupported_media_type"),
-        ("text content type", {"content": b"abc", "headers": {"content-type": "text/plain"}}, 415, "unsupported_media_type"),
+        (
+            "empty body",
+            {"content": b"", "headers": {"content-type": "image/jpeg"}},
+            400,
+            "empty_body",
+        ),
+        (
+            "text as image",
+            {"content": b"hello, I am text", "headers": {"content-type": "image/png"}},
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "text content type",
+            {"content": b"abc", "headers": {"content-type": "text/plain"}},
+            415,
+            "unsupported_media_type",
+        ),
         ("json without fields", {"json": {"foo": 1}}, 422, "unknown_field"),
         ("json empty object", {"json": {}}, 422, "missing_field"),
-        ("json both fields", {"json": {"url": "http://x.example/a", "image_b64": "AA=="}}, 422, "missing_field"),
+        (
+            "json both fields",
+            {"json": {"url": "http://x.example/a", "image_b64": "AA=="}},
+            422,
+            "missing_field",
+        ),
         ("json not object", {"json": [1, 2]}, 400, "invalid_json"),
-        ("broken json", {"content": b"{nope", "headers": {"content-type": "application/json"}}, 400, "invalid_json"),
+        (
+            "broken json",
+            {"content": b"{nope", "headers": {"content-type": "application/json"}},
+            400,
+            "invalid_json",
+        ),
         ("bad base64", {"json": {"image_b64": "!!!"}}, 400, "invalid_base64"),
-        ("url loopback", {"json": {"url": "http://127.0.0.1:8000/a.jpg"}}, 400, "forbidden_address"),
-        ("url metadata", {"json": {"url": "http://169.254.169.254/latest/meta-data/"}}, 400, "forbidden_address"),
+        (
+            "url loopback",
+            {"json": {"url": "http://127.0.0.1:8000/a.jpg"}},
+            400,
+            "forbidden_address",
+        ),
+        (
+            "url metadata",
+            {"json": {"url": "http://169.254.169.254/latest/meta-data/"}},
+            400,
+            "forbidden_address",
+        ),
         ("url private", {"json": {"url": "http://10.0.0.1/a.jpg"}}, 400, "forbidden_address"),
         ("url localhost", {"json": {"url": "http://localhost/a.jpg"}}, 400, "forbidden_address"),
         ("url ipv6 loopback", {"json": {"url": "http://[::1]/a.jpg"}}, 400, "forbidden_address"),
         ("url file scheme", {"json": {"url": "file:///etc/passwd"}}, 400, "bad_url"),
         ("multipart without file", {"data": {"x": "1"}, "files": {}}, 422, "missing_field"),
-        ("bad top_k", {"content": b"\xff\xd8\xff", "headers": {"content-type": "image/jpeg"}, "params": {"top_k": "x"}}, 422, "invalid_field"),
+        (
+            "bad top_k",
+            {
+                "content": b"\xff\xd8\xff",
+                "headers": {"content-type": "image/jpeg"},
+                "params": {"top_k": "x"},
+            },
+            422,
+            "invalid_field",
+        ),
     ],
 )
-def test_bad_inputs_get_4xx_and_server_keeps_serving(client: TestClient, name, kwargs, status, code) -> None:
+def test_bad_inputs_get_4xx_and_server_keeps_serving(
+    client: TestClient, name, kwargs, status, code
+) -> None:
     if name == "multipart without file":
-        kwargs = {"content": b"--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n1\r\n--b--\r\n", "headers": {"content-type": "multipart/form-data; boundary=b"}}
+        kwargs = {
+            "content": b'--b\r\nContent-Disposition: form-data; name="x"\r\n\r\n1\r\n--b--\r\n',
+            "headers": {"content-type": "multipart/form-data; boundary=b"},
+        }
     r = client.post("/v1/predict", **kwargs)
     assert r.status_code == status, (name, r.text)
     err = r.json()["error"]
@@ -116,7 +185,9 @@ def test_bad_inputs_get_4xx_and_server_keeps_serving(client: TestClient, name, k
 
 def test_truncated_jpeg_and_png_bomb(client: TestClient) -> None:
     jpg = image_bytes((64, 48))
-    r = client.post("/v1/predict", content=jpg[: len(jpg) // 2], headers={"content-type": "image/jpeg"})
+    r = client.post(
+        "/v1/predict", content=jpg[: len(jpg) // 2], headers={"content-type": "image/jpeg"}
+    )
     assert r.status_code == 422 and r.json()["error"]["code"] == "truncated_image"
     bomb = png_bomb()
     assert len(bomb) < 200
@@ -152,7 +223,12 @@ def test_auth(served_run: Path) -> None:
         assert c.post("/v1/predict", content=jpg).status_code == 401
         wrong = c.post("/v1/predict", content=jpg, headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401 and wrong.json()["error"]["code"] == "unauthorized"
-        assert c.post("/v1/predict", content=jpg, headers={"Authorization": "Basic s3cret"}).status_code == 401
+        assert (
+            c.post(
+                "/v1/predict", content=jpg, headers={"Authorization": "Basic s3cret"}
+            ).status_code
+            == 401
+        )
         assert c.get("/v1/model").status_code == 401 and c.get("/metrics").status_code == 401
         good = c.post("/v1/predict", content=jpg, headers={"Authorization": "Bearer s3cret"})
         assert good.status_code == 200
@@ -170,14 +246,22 @@ def test_model_health_docs_ui(client: TestClient) -> None:
     assert "/v1/predict" in spec["paths"]
     docs = client.get("/docs").text
     assert "/v1/predict/batch" in docs
-    for page in (docs, client.get("/").text, client.get("/ui/app.js").text, client.get("/ui/style.css").text):
+    for page in (
+        docs,
+        client.get("/").text,
+        client.get("/ui/app.js").text,
+        client.get("/ui/style.css").text,
+    ):
         assert not re.search(r"""(src|href)=["']?(https?:)?//""", page), "no external resources"
         assert "cdn" not in page.lower()
     assert client.get("/ui/app.js").headers["content-type"].startswith("text/javascript")
     assert client.get("/ui/../app.py").status_code == 404
     r = client.get("/v1/model", headers={"X-Request-ID": "abc-123"})
     assert r.headers["x-request-id"] == "abc-123"
-    assert client.get("/v1/model", headers={"X-Request-ID": "bad id\n"}).headers["x-request-id"] != "bad id\n"
+    assert (
+        client.get("/v1/model", headers={"X-Request-ID": "bad id\n"}).headers["x-request-id"]
+        != "bad id\n"
+    )
 
 
 def test_metrics_format(client: TestClient) -> None:
@@ -216,10 +300,15 @@ def test_count_response(count_run: Path) -> None:
 def test_detect_response(detect_runtime) -> None:
     with TestClient(create_app(detect_runtime)) as c:
         body = c.post("/v1/predict", content=image_bytes((200, 100))).json()
-        low = c.post("/v1/predict?score_threshold=0.25&min_score=0", content=image_bytes((200, 100))).json()
+        low = c.post(
+            "/v1/predict?score_threshold=0.25&min_score=0", content=image_bytes((200, 100))
+        ).json()
     schemas.Prediction.model_validate(body)
     assert body["task"] == "detect"
-    assert [d["label"] for d in body["detections"]] == ["burger", "fries"]  # min_score 0.05 drops 0.02
+    assert [d["label"] for d in body["detections"]] == [
+        "burger",
+        "fries",
+    ]  # min_score 0.05 drops 0.02
     first = body["detections"][0]
     assert first["box"] == [20.0, 20.0, 120.0, 90.0]
     assert first["box_norm"] == [0.1, 0.2, 0.6, 0.9]
@@ -243,7 +332,9 @@ def test_rgba_and_grey_images(client: TestClient) -> None:
         assert client.post("/v1/predict", content=buf.getvalue()).status_code == 200, mode
 
 
-def test_predict_cli_against_live_server(served_run: Path, live_server, tmp_path: Path, capsys) -> None:
+def test_predict_cli_against_live_server(
+    served_run: Path, live_server, tmp_path: Path, capsys
+) -> None:
     import json as _json
 
     from cvpipe.cli.main import main
@@ -253,11 +344,24 @@ def test_predict_cli_against_live_server(served_run: Path, live_server, tmp_path
     (tmp_path / "imgs" / "b.png").write_bytes(image_bytes(fmt="PNG"))
     (tmp_path / "imgs" / "broken.jpg").write_bytes(b"not an image")
     with live_server(create_app(served_run, ServeSettings(token="tk"))) as srv:
-        code = main(["predict", "--server", srv.url, "--token", "tk", str(tmp_path / "imgs"), "--batch-size", "2"])
+        code = main(
+            [
+                "predict",
+                "--server",
+                srv.url,
+                "--token",
+                "tk",
+                str(tmp_path / "imgs"),
+                "--batch-size",
+                "2",
+            ]
+        )
         rows = [_json.loads(line) for line in capsys.readouterr().out.splitlines()]
         assert code == 0 and len(rows) == 3
         good = [r for r in rows if "error" not in r]
-        assert len(good) == 2 and all(r["class"] in ("a", "b", "c") and len(r["top_k"]) == 3 for r in good)
+        assert len(good) == 2 and all(
+            r["class"] in ("a", "b", "c") and len(r["top_k"]) == 3 for r in good
+        )
         assert "unsupported_media_type" in next(r for r in rows if "error" in r)["error"]
         assert main(["predict", "--server", srv.url, str(tmp_path / "imgs" / "a.jpg")]) == 2
         assert "401" in capsys.readouterr().err

@@ -16,13 +16,19 @@ from cvpipe.serve.service import Service
 from cvpipe.serve.settings import ServeSettings
 
 
-def rest_v1(body: bytes | str, *, b64: bool, ctype: str, method: str = "POST", headers: dict | None = None) -> dict:
+def rest_v1(
+    body: bytes | str, *, b64: bool, ctype: str, method: str = "POST", headers: dict | None = None
+) -> dict:
     """An API Gateway REST API (payload 1.0) proxy event, as recorded from the console test."""
     return {
         "resource": "/predict",
         "path": "/predict",
         "httpMethod": method,
-        "headers": {"Content-Type": ctype, "Host": "abc123.execute-api.eu-west-1.amazonaws.com", **(headers or {})},
+        "headers": {
+            "Content-Type": ctype,
+            "Host": "abc123.execute-api.eu-west-1.amazonaws.com",
+            **(headers or {}),
+        },
         "multiValueHeaders": {"Content-Type": [ctype]},
         "queryStringParameters": None,
         "multiValueQueryStringParameters": None,
@@ -50,7 +56,12 @@ def http_v2(body: bytes | str, *, b64: bool, ctype: str, query: dict | None = No
         "headers": {"content-type": ctype, "host": "abc123.execute-api.eu-west-1.amazonaws.com"},
         **({"queryStringParameters": query} if query else {}),
         "requestContext": {
-            "http": {"method": "POST", "path": "/predict", "protocol": "HTTP/1.1", "sourceIp": "203.0.113.7"},
+            "http": {
+                "method": "POST",
+                "path": "/predict",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "203.0.113.7",
+            },
             "requestId": "JKJaXmPLvHcESHA=",
             "stage": "$default",
         },
@@ -74,21 +85,34 @@ def test_rest_v1_base64_image(service) -> None:
     resp = h.handler(rest_v1(image_bytes(), b64=True, ctype="image/jpeg"), CTX)
     assert resp["statusCode"] == 200 and resp["isBase64Encoded"] is False
     body = json.loads(resp["body"])
-    assert body["task"] == "classify" and body["label"] in ("a", "b", "c") and body["request_id"] == "req-1"
+    assert (
+        body["task"] == "classify"
+        and body["label"] in ("a", "b", "c")
+        and body["request_id"] == "req-1"
+    )
     assert resp["headers"]["content-type"] == "application/json"
 
 
 def test_http_v2_base64_image_and_query(service) -> None:
-    resp = h.handler(http_v2(image_bytes(), b64=True, ctype="image/jpeg", query={"top_k": "1"}), CTX)
+    resp = h.handler(
+        http_v2(image_bytes(), b64=True, ctype="image/jpeg", query={"top_k": "1"}), CTX
+    )
     body = json.loads(resp["body"])
     assert resp["statusCode"] == 200 and len(body["top_k"]) == 1
 
 
 def test_json_bodies(service) -> None:
     b64 = base64.b64encode(image_bytes()).decode()
-    resp = h.handler(http_v2(json.dumps({"image_b64": b64}), b64=False, ctype="application/json"), CTX)
+    resp = h.handler(
+        http_v2(json.dumps({"image_b64": b64}), b64=False, ctype="application/json"), CTX
+    )
     assert resp["statusCode"] == 200
-    url = h.handler(rest_v1(json.dumps({"url": "https://example.com/a.jpg"}), b64=False, ctype="application/json"), CTX)
+    url = h.handler(
+        rest_v1(
+            json.dumps({"url": "https://example.com/a.jpg"}), b64=False, ctype="application/json"
+        ),
+        CTX,
+    )
     assert url["statusCode"] == 403 and json.loads(url["body"])["error"]["code"] == "urls_disabled"
     direct = h.handler({"image_b64": b64}, CTX)
     assert direct["label"] in ("a", "b", "c")

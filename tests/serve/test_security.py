@@ -15,7 +15,15 @@ from tests.serve.test_app import png_bomb
 
 from cvpipe.serve import security
 from cvpipe.serve.app import create_app
-from cvpipe.serve.security import ApiError, address_allowed, check_token, check_url, decode_image, fetch_url, sniff_image_type
+from cvpipe.serve.security import (
+    ApiError,
+    address_allowed,
+    check_token,
+    check_url,
+    decode_image,
+    fetch_url,
+    sniff_image_type,
+)
 from cvpipe.serve.settings import ServeSettings
 
 
@@ -86,8 +94,19 @@ def test_address_allowed(ip: str, allowed: bool) -> None:
 
 def test_check_url() -> None:
     public = lambda host, port: ["93.184.216.34"]  # noqa: E731
-    assert check_url("https://images.example.com/a.jpg", public) == ("https", "images.example.com", 443, "93.184.216.34")
-    for url in ("ftp://x.example/a", "file:///etc/passwd", "http://user:pw@x.example/", "http:///a", "http://metadata.google.internal/"):
+    assert check_url("https://images.example.com/a.jpg", public) == (
+        "https",
+        "images.example.com",
+        443,
+        "93.184.216.34",
+    )
+    for url in (
+        "ftp://x.example/a",
+        "file:///etc/passwd",
+        "http://user:pw@x.example/",
+        "http:///a",
+        "http://metadata.google.internal/",
+    ):
         with pytest.raises(ApiError) as e:
             check_url(url, public)
         assert e.value.status == 400, url
@@ -184,7 +203,9 @@ def test_fetch_follows_redirects_and_checks_each_hop(stub) -> None:
 
 def test_server_url_requests_through_stub(served_run, stub) -> None:
     base, resolver = stub
-    app = create_app(served_run, ServeSettings(allow_urls=True, url_timeout_s=1.0), resolver=resolver)
+    app = create_app(
+        served_run, ServeSettings(allow_urls=True, url_timeout_s=1.0), resolver=resolver
+    )
     with TestClient(app) as c:
         good = c.post("/v1/predict", json={"url": f"{base}/to-img"})
         assert good.status_code == 200 and good.json()["label"] in ("a", "b", "c")

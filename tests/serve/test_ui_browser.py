@@ -45,7 +45,14 @@ def browser():
 
 def _page(browser, url: str, outside: list[str]):
     page = browser.new_page(viewport={"width": 1100, "height": 760})
-    page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "blob:", "data:")) else outside.append(r.url))
+    page.on(
+        "request",
+        lambda r: (
+            None
+            if r.url.startswith(("http://127.0.0.1", "blob:", "data:"))
+            else outside.append(r.url)
+        ),
+    )
     page.goto(url)
     return page
 
@@ -64,7 +71,10 @@ def test_classify_upload_draws_bars(browser, served_run: Path, live_server, tmp_
         assert bars.count() == 3
         labels = [bars.nth(i).get_attribute("data-label") for i in range(3)]
         assert sorted(labels) == ["a", "b", "c"]
-        widths = [float(bars.nth(i).locator(".fill").evaluate("e => parseFloat(e.style.width)")) for i in range(3)]
+        widths = [
+            float(bars.nth(i).locator(".fill").evaluate("e => parseFloat(e.style.width)"))
+            for i in range(3)
+        ]
         assert abs(sum(widths) - 100) < 1 and widths == sorted(widths, reverse=True)
         assert page.locator("#lat-model").inner_text().endswith("ms")
         assert page.locator("#figure").is_visible()
@@ -85,32 +95,66 @@ def test_classify_upload_draws_bars(browser, served_run: Path, live_server, tmp_
 
 
 @pytest.mark.slow
-def test_detect_boxes_and_threshold_slider(browser, served_run: Path, live_server, tmp_path: Path) -> None:
+def test_detect_boxes_and_threshold_slider(
+    browser, served_run: Path, live_server, tmp_path: Path
+) -> None:
     img = tmp_path / "food.png"
     img.write_bytes(image_bytes((200, 100), fmt="PNG", color=(240, 240, 240)))
     detect_card = {
-        "task": "detect", "classes": ["burger", "fries"], "model": "ssdlite_fake", "input_size": 320,
-        "preprocess": {}, "metrics": {}, "backend": "pytorch", "export": None, "thresholds": {},
+        "task": "detect",
+        "classes": ["burger", "fries"],
+        "model": "ssdlite_fake",
+        "input_size": 320,
+        "preprocess": {},
+        "metrics": {},
+        "backend": "pytorch",
+        "export": None,
+        "thresholds": {},
         "limits": {"allow_urls": False, "score_threshold": 0.5},
     }
     detect_result = {
-        "task": "detect", "image": {"width": 200, "height": 100, "format": "PNG"},
+        "task": "detect",
+        "image": {"width": 200, "height": 100, "format": "PNG"},
         "detections": [
-            {"box": [20, 20, 120, 90], "box_norm": [0.1, 0.2, 0.6, 0.9], "label": "burger", "score": 0.9},
-            {"box": [100, 10, 180, 50], "box_norm": [0.5, 0.1, 0.9, 0.5], "label": "fries", "score": 0.3},
+            {
+                "box": [20, 20, 120, 90],
+                "box_norm": [0.1, 0.2, 0.6, 0.9],
+                "label": "burger",
+                "score": 0.9,
+            },
+            {
+                "box": [100, 10, 180, 50],
+                "box_norm": [0.5, 0.1, 0.9, 0.5],
+                "label": "fries",
+                "score": 0.3,
+            },
         ],
-        "counts": {"burger": 1, "fries": 0}, "score_threshold": 0.5, "timing_ms": {"decode": 1.0, "model": 2.0, "total": 4.0},
+        "counts": {"burger": 1, "fries": 0},
+        "score_threshold": 0.5,
+        "timing_ms": {"decode": 1.0, "model": 2.0, "total": 4.0},
     }
     calls: list[str] = []
     outside: list[str] = []
     with live_server(create_app(served_run)) as srv:
         page = browser.new_page(viewport={"width": 1100, "height": 760})
-        page.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "blob:")) else outside.append(r.url))
-        page.route("**/v1/model", lambda route: route.fulfill(status=200, content_type="application/json", body=json.dumps(detect_card)))
+        page.on(
+            "request",
+            lambda r: (
+                None if r.url.startswith(("http://127.0.0.1", "blob:")) else outside.append(r.url)
+            ),
+        )
+        page.route(
+            "**/v1/model",
+            lambda route: route.fulfill(
+                status=200, content_type="application/json", body=json.dumps(detect_card)
+            ),
+        )
 
         def predict(route):
             calls.append(route.request.url)
-            route.fulfill(status=200, content_type="application/json", body=json.dumps(detect_result))
+            route.fulfill(
+                status=200, content_type="application/json", body=json.dumps(detect_result)
+            )
 
         page.route("**/v1/predict*", predict)
         page.goto(srv.url)
@@ -120,7 +164,9 @@ def test_detect_boxes_and_threshold_slider(browser, served_run: Path, live_serve
         assert page.locator("#det-list li").count() == 1
         assert "1 object(s): 1 × burger" in page.locator("#summary").inner_text()
         # the box outline is drawn in the burger colour at its left edge (x = 20 px)
-        px = page.evaluate("(() => { const c = document.getElementById('canvas'); return Array.from(c.getContext('2d').getImageData(20, 60, 1, 1).data); })()")
+        px = page.evaluate(
+            "(() => { const c = document.getElementById('canvas'); return Array.from(c.getContext('2d').getImageData(20, 60, 1, 1).data); })()"
+        )
         assert px[0] > 200 and px[1] < 80, px  # #e6194b
         page.fill("#threshold", "0.2")
         page.dispatch_event("#threshold", "input")

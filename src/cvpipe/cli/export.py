@@ -25,12 +25,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=["onnx"], default="onnx", help="export format (onnx)")
     p.add_argument("--int8", action="store_true", help="dynamic int8 weight quantization")
     p.add_argument("--opset", type=int, default=18, help="ONNX opset 17..21 (default 18)")
-    p.add_argument("--which", choices=["best", "last"], default="best", help="checkpoint (default: best)")
     p.add_argument(
-        "--tolerance", type=float, default=1e-4, help="fp32: max |p_onnx - p_torch| allowed (default 1e-4)"
+        "--which", choices=["best", "last"], default="best", help="checkpoint (default: best)"
     )
     p.add_argument(
-        "--min-top1", type=float, default=0.9, help="int8: min top-1 agreement with PyTorch (default 0.9)"
+        "--tolerance",
+        type=float,
+        default=1e-4,
+        help="fp32: max |p_onnx - p_torch| allowed (default 1e-4)",
+    )
+    p.add_argument(
+        "--min-top1",
+        type=float,
+        default=0.9,
+        help="int8: min top-1 agreement with PyTorch (default 0.9)",
     )
 
 

@@ -55,9 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--server", metavar="URL", help="send the images to a running 'cvpipe serve' at URL"
     )
-    p.add_argument(
-        "--token", help="bearer token for --server (default: $CVPIPE_TOKEN)"
-    )
+    p.add_argument("--token", help="bearer token for --server (default: $CVPIPE_TOKEN)")
     p.add_argument(
         "--timeout", type=float, default=60.0, help="--server: seconds per request (default 60)"
     )

@@ -32,11 +32,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--workers", type=int, help="worker processes (default 1)")
-    p.add_argument("--token", help="bearer token required on every route but health (default: none)")
-    p.add_argument("--allow-urls", action="store_true", default=None, help="fetch {\"url\": ...} images (public hosts only)")
+    p.add_argument(
+        "--token", help="bearer token required on every route but health (default: none)"
+    )
+    p.add_argument(
+        "--allow-urls",
+        action="store_true",
+        default=None,
+        help='fetch {"url": ...} images (public hosts only)',
+    )
     p.add_argument("--max-body-mb", type=float, help="largest request body in MB (default 10)")
-    p.add_argument("--max-pixels", type=int, help="largest image width x height (default 40 000 000)")
-    p.add_argument("--threads", type=int, help="inference threads per worker (default: CPUs / workers)")
+    p.add_argument(
+        "--max-pixels", type=int, help="largest image width x height (default 40 000 000)"
+    )
+    p.add_argument(
+        "--threads", type=int, help="inference threads per worker (default: CPUs / workers)"
+    )
     p.add_argument("--device", help="torch device for runs served without ONNX (default cpu)")
 
 
@@ -70,7 +81,10 @@ def run(args: argparse.Namespace) -> int:
     if not source.exists():
         raise ConfigError(f"{source}: no such run directory or model file")
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
-        warn(f"listening on {settings.host}: reachable from other machines" + ("" if settings.token else " without a token (--token)"))
+        warn(
+            f"listening on {settings.host}: reachable from other machines"
+            + ("" if settings.token else " without a token (--token)")
+        )
     level = "info" if logging.getLogger("cvpipe").getEffectiveLevel() <= logging.INFO else "warning"
     warn(f"serving {source} on http://{settings.host}:{settings.port} (page: /, API docs: /docs)")
     if settings.workers > 1:
@@ -86,5 +100,11 @@ def run(args: argparse.Namespace) -> int:
             proxy_headers=False,
         )
     else:
-        uvicorn.run(create_app(source, settings), host=settings.host, port=settings.port, log_level=level, proxy_headers=False)
+        uvicorn.run(
+            create_app(source, settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=level,
+            proxy_headers=False,
+        )
     return 0

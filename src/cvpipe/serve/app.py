@@ -60,7 +60,17 @@ UI_DIR = Path(__file__).resolve().parent / "ui"
 UI_FILES = {"app.js": "text/javascript", "style.css": "text/css", "index.html": "text/html"}
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/", "/ui/app.js", "/ui/style.css", "/favicon.ico"})
 ROUTES = frozenset(
-    {"/v1/predict", "/v1/predict/batch", "/v1/model", "/healthz", "/readyz", "/metrics", "/", "/docs", "/openapi.json"}
+    {
+        "/v1/predict",
+        "/v1/predict/batch",
+        "/v1/model",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/",
+        "/docs",
+        "/openapi.json",
+    }
 )
 _RID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 ENV_SOURCE = "CVPIPE_SERVE_SOURCE"
@@ -112,7 +122,10 @@ class Gate:
                 {
                     "type": "http.response.start",
                     "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                    ],
                 }
             )
             await send_wrapped({"type": "http.response.body", "body": body})
@@ -130,7 +143,9 @@ class Gate:
 
         self.metrics.in_flight += 1
         try:
-            check_token(headers.get("authorization"), None if path in OPEN_PATHS else self.settings.token)
+            check_token(
+                headers.get("authorization"), None if path in OPEN_PATHS else self.settings.token
+            )
             declared = headers.get("content-length", "")
             if declared.isdigit() and int(declared) > limit:
                 raise _BodyTooLarge
@@ -139,16 +154,31 @@ class Gate:
             await reply(exc.status, exc.code, exc.message)
         except _BodyTooLarge:
             if not started[0]:
-                await reply(413, "body_too_large", f"the request body is larger than {limit} bytes (--max-body-mb)")
+                await reply(
+                    413,
+                    "body_too_large",
+                    f"the request body is larger than {limit} bytes (--max-body-mb)",
+                )
         except Exception:
             log.exception("request %s %s failed (request id %s)", scope.get("method"), path, rid)
             if not started[0]:
-                await reply(500, "internal_error", "the server failed on this request; see its log for the request id")
+                await reply(
+                    500,
+                    "internal_error",
+                    "the server failed on this request; see its log for the request id",
+                )
         finally:
             self.metrics.in_flight -= 1
             seconds = time.perf_counter() - t0
             self.metrics.observe_request(route, scope.get("method", ""), status_box[0], seconds)
-            log.info("%s %s %d %.1f ms rid=%s", scope.get("method"), path, status_box[0], seconds * 1000, rid)
+            log.info(
+                "%s %s %d %.1f ms rid=%s",
+                scope.get("method"),
+                path,
+                status_box[0],
+                seconds * 1000,
+                rid,
+            )
 
 
 def _rid(request: Request) -> str | None:
@@ -197,7 +227,10 @@ def create_app(
             run_or_model
             if isinstance(run_or_model, Runtime)
             else await run_in_threadpool(
-                load_runtime, run_or_model, threads=settings.intra_op_threads(), device=settings.device
+                load_runtime,
+                run_or_model,
+                threads=settings.intra_op_threads(),
+                device=settings.device,
             )
         )
         batcher = MicroBatcher(runtime, settings.batch_max, settings.batch_wait_ms / 1000, metrics)
@@ -227,12 +260,14 @@ def create_app(
         svc = state["service"]
         if svc is None:
             raise ApiError(503, "not_ready", "the model is not loaded yet")
-        return svc  # type: ignore[no-any-return]
+        return svc
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         metrics.observe_error(exc.status, exc.code)
-        return JSONResponse(error_body(exc.status, exc.code, exc.message, _rid(request)), exc.status)
+        return JSONResponse(
+            error_body(exc.status, exc.code, exc.message, _rid(request)), exc.status
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -247,7 +282,9 @@ def create_app(
         first = exc.errors()[0] if exc.errors() else {"loc": [], "msg": "invalid request"}
         where = ".".join(str(p) for p in first.get("loc", []))
         metrics.observe_error(422, "invalid_field")
-        return JSONResponse(error_body(422, "invalid_field", f"{where}: {first.get('msg')}", _rid(request)), 422)
+        return JSONResponse(
+            error_body(422, "invalid_field", f"{where}: {first.get('msg')}", _rid(request)), 422
+        )
 
     async def one_prediction(
         svc: Service, data: bytes, params: dict[str, Any], t0: float
@@ -255,16 +292,27 @@ def create_app(
         img, x = await run_in_threadpool(_decode_prepare, svc, data)
         t1 = time.perf_counter()
         out, model_s = await state["batcher"].submit(x)
-        return svc.finish(img, out, params, {"decode": t1 - t0, "model": model_s, "total": time.perf_counter() - t0})
+        return svc.finish(
+            img,
+            out,
+            params,
+            {"decode": t1 - t0, "model": model_s, "total": time.perf_counter() - t0},
+        )
 
-    async def read_inputs(request: Request, svc: Service, many: bool) -> tuple[list[bytes | ApiError], dict[str, Any]]:
+    async def read_inputs(
+        request: Request, svc: Service, many: bool
+    ) -> tuple[list[bytes | ApiError], dict[str, Any]]:
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype == "application/json":
             body = parse_json_object(await request.body())
             if many:
                 items = body.get("images")
                 if not isinstance(items, list) or set(body) - {"images"}:
-                    raise ApiError(422, "missing_field", 'send {"images": [{"url": ...} | {"image_b64": ...}, ...]}')
+                    raise ApiError(
+                        422,
+                        "missing_field",
+                        'send {"images": [{"url": ...} | {"image_b64": ...}, ...]}',
+                    )
                 _check_count(len(items), svc.settings.max_batch_items)
                 params = svc.params(None, request.query_params)
                 return [await _json_item(svc, it) for it in items], params
@@ -277,7 +325,9 @@ def create_app(
             async with request.form(max_files=limit, max_fields=limit + 8) as form:
                 files = [v for _, v in form.multi_items() if isinstance(v, UploadFile)]
                 if not files:
-                    raise ApiError(422, "missing_field", "the multipart form holds no file (field 'file')")
+                    raise ApiError(
+                        422, "missing_field", "the multipart form holds no file (field 'file')"
+                    )
                 _check_count(len(files), limit)
                 return [await f.read() for f in files], params
         if ctype and not (ctype.startswith("image/") or ctype == "application/octet-stream"):
@@ -287,7 +337,9 @@ def create_app(
                 f"Content-Type {ctype!r}: send image bytes (image/*), multipart/form-data or application/json",
             )
         if many:
-            raise ApiError(415, "unsupported_media_type", "the batch route takes multipart/form-data or JSON")
+            raise ApiError(
+                415, "unsupported_media_type", "the batch route takes multipart/form-data or JSON"
+            )
         return [await request.body()], params
 
     @app.post(
@@ -325,7 +377,10 @@ def create_app(
                 return {"index": i, "prediction": await one_prediction(svc, data, params, t0)}
             except ApiError as exc:
                 metrics.observe_error(exc.status, exc.code)
-                return {"index": i, "error": error_body(exc.status, exc.code, exc.message, None)["error"]}
+                return {
+                    "index": i,
+                    "error": error_body(exc.status, exc.code, exc.message, None)["error"],
+                }
 
         results = await asyncio.gather(*(item(i, d) for i, d in enumerate(inputs)))
         return JSONResponse({"results": list(results), "request_id": _rid(request)})

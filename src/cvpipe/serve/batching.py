@@ -108,6 +108,6 @@ class MicroBatcher:
                         f.set_exception(exc)
                 continue
             self.metrics.observe_batch(len(live), seconds)
-            for (_, f), out in zip(live, outputs):
+            for (_, f), out in zip(live, outputs, strict=True):
                 if not f.done():
                     f.set_result((out, seconds))

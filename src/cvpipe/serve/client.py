@@ -55,7 +55,9 @@ class ServerClient:
         try:
             r = self._http.request(method, path, **kw)
         except httpx.HTTPError as exc:
-            raise ServerError(f"{self.url}{path}: {exc}; is 'cvpipe serve' running there?") from None
+            raise ServerError(
+                f"{self.url}{path}: {exc}; is 'cvpipe serve' running there?"
+            ) from None
         if r.status_code >= 400:
             try:
                 err = r.json()["error"]
@@ -78,7 +80,10 @@ class ServerClient:
 
     def predict_batch(self, paths: Sequence[str | Path], **params: Any) -> list[dict[str, Any]]:
         """One ``{"index", "prediction" | "error"}`` per file, in order."""
-        files = [("files", (Path(p).name, Path(p).read_bytes(), "application/octet-stream")) for p in paths]
+        files = [
+            ("files", (Path(p).name, Path(p).read_bytes(), "application/octet-stream"))
+            for p in paths
+        ]
         return list(self._call("POST", "/v1/predict/batch", files=files, params=params)["results"])
 
     def rows(self, files: Sequence[Path], top_k: int, batch_size: int) -> Iterator[dict[str, Any]]:
@@ -90,9 +95,12 @@ class ServerClient:
         try:
             for start in range(0, len(files), step):
                 chunk = list(files[start : start + step])
-                for f, res in zip(chunk, self.predict_batch(chunk, top_k=top_k)):
+                for f, res in zip(chunk, self.predict_batch(chunk, top_k=top_k), strict=True):
                     if "error" in res:
-                        yield {"file": str(f), "error": f"{res['error']['code']}: {res['error']['message']}"}
+                        yield {
+                            "file": str(f),
+                            "error": f"{res['error']['code']}: {res['error']['message']}",
+                        }
                         continue
                     yield to_row(str(f), res["prediction"])
         finally:

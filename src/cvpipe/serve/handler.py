@@ -58,7 +58,9 @@ def get_service() -> Service:
 
             source = os.environ.get(ENV_MODEL)
             if not source:
-                raise ApiError(500, "not_configured", f"set {ENV_MODEL} to a model.onnx or run directory")
+                raise ApiError(
+                    500, "not_configured", f"set {ENV_MODEL} to a model.onnx or run directory"
+                )
             settings = ServeSettings.from_env()
             t0 = time.perf_counter()
             _service = Service(load_runtime(source, threads=settings.threads), settings)
@@ -94,7 +96,9 @@ def _proxy_body(event: Mapping[str, Any]) -> bytes:
         try:
             return base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise ApiError(400, "invalid_base64", f"isBase64Encoded body is not base64: {exc}") from None
+            raise ApiError(
+                400, "invalid_base64", f"isBase64Encoded body is not base64: {exc}"
+            ) from None
     return raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
 
 
@@ -106,13 +110,19 @@ def handle_proxy(event: Mapping[str, Any], service: Service, rid: str) -> dict[s
     """
     headers = _headers(event)
     check_token(headers.get("authorization"), service.settings.token)
-    method = event.get("httpMethod") or ((event.get("requestContext") or {}).get("http") or {}).get("method")
+    method = event.get("httpMethod") or ((event.get("requestContext") or {}).get("http") or {}).get(
+        "method"
+    )
     if method and str(method).upper() != "POST":
         raise ApiError(405, "method_not_allowed", f"{method}: send the image with POST")
     query = event.get("queryStringParameters") or {}
     body = _proxy_body(event)
     if len(body) > service.settings.max_body_bytes:
-        raise ApiError(413, "body_too_large", f"the body is larger than {service.settings.max_body_bytes} bytes")
+        raise ApiError(
+            413,
+            "body_too_large",
+            f"the body is larger than {service.settings.max_body_bytes} bytes",
+        )
     ctype = headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype == "application/json" or (not ctype and body[:1] == b"{"):
         return service.predict(json_body=parse_json_object(body), query=query)
@@ -122,7 +132,9 @@ def handle_proxy(event: Mapping[str, Any], service: Service, rid: str) -> dict[s
 def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
     """The Lambda handler (see the module docstring for events and responses)."""
     rid = getattr(context, "aws_request_id", None) or uuid.uuid4().hex
-    proxy = isinstance(event, Mapping) and ("body" in event or "httpMethod" in event or "requestContext" in event)
+    proxy = isinstance(event, Mapping) and (
+        "body" in event or "httpMethod" in event or "requestContext" in event
+    )
     try:
         service = get_service()
         if proxy:
@@ -134,10 +146,24 @@ def handler(event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         result["request_id"] = rid
         return _response(200, result, rid) if proxy else result
     except ApiError as exc:
-        body = {"error": {"status": exc.status, "code": exc.code, "message": exc.message, "request_id": rid}}
+        body = {
+            "error": {
+                "status": exc.status,
+                "code": exc.code,
+                "message": exc.message,
+                "request_id": rid,
+            }
+        }
         log.info("request %s refused: %d %s", rid, exc.status, exc.code)
         return _response(exc.status, body, rid) if proxy else body
     except Exception:
         log.exception("request %s failed", rid)
-        body = {"error": {"status": 500, "code": "internal_error", "message": "prediction failed", "request_id": rid}}
+        body = {
+            "error": {
+                "status": 500,
+                "code": "internal_error",
+                "message": "prediction failed",
+                "request_id": rid,
+            }
+        }
         return _response(500, body, rid) if proxy else body

@@ -42,7 +42,7 @@ class Histogram:
         out = []
         acc = 0
         sep = "," if labels else ""
-        for b, c in zip(self.buckets, self.counts):
+        for b, c in zip(self.buckets, self.counts[:-1], strict=True):
             acc += c
             out.append(f'{name}_bucket{{{labels}{sep}le="{_num(b)}"}} {acc}')
         acc += self.counts[-1]

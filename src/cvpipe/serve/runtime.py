@@ -191,7 +191,9 @@ class TorchRuntime(Runtime):
             return [np.asarray(o, dtype=np.float32) for o in self.predictor.infer(x)]
 
 
-def load_runtime(source: str | Path, *, threads: int = 0, device: str = "cpu", prefer_onnx: bool = True) -> Runtime:
+def load_runtime(
+    source: str | Path, *, threads: int = 0, device: str = "cpu", prefer_onnx: bool = True
+) -> Runtime:
     """Load what ``cvpipe serve SOURCE`` serves.
 
     Args:
@@ -237,12 +239,15 @@ def format_prediction(
         return _format_detect(classes, output, width, height, score_threshold, min_score)
     probs = np.asarray(output, dtype=np.float64).reshape(-1)
     order = np.argsort(-probs, kind="stable")
-    top = [{"label": classes[i], "score": round(float(probs[i]), 6)} for i in order[: max(1, top_k)]]
+    top = [
+        {"label": classes[i], "score": round(float(probs[i]), 6)} for i in order[: max(1, top_k)]
+    ]
     out: dict[str, Any] = {"label": top[0]["label"], "score": top[0]["score"], "top_k": top}
     if card.task == "count":
         out["count"] = _as_count(top[0]["label"])
         out["distribution"] = [
-            {"count": _as_count(c), "prob": round(float(p), 6)} for c, p in zip(classes, probs)
+            {"count": _as_count(c), "prob": round(float(p), 6)}
+            for c, p in zip(classes, probs, strict=True)
         ]
     return out
 
@@ -276,7 +281,12 @@ def _format_detect(
         dets.append(
             {
                 "box": [round(x1, 2), round(y1, 2), round(x2, 2), round(y2, 2)],
-                "box_norm": [round(x1 / w, 6), round(y1 / h, 6), round(x2 / w, 6), round(y2 / h, 6)],
+                "box_norm": [
+                    round(x1 / w, 6),
+                    round(y1 / h, 6),
+                    round(x2 / w, 6),
+                    round(y2 / h, 6),
+                ],
                 "label": name,
                 "score": round(s, 6),
             }

@@ -14,10 +14,14 @@ from pydantic import BaseModel, Field
 class ImageRequest(BaseModel):
     """JSON body of ``POST /v1/predict``: exactly one of ``url`` or ``image_b64``."""
 
-    url: str | None = Field(default=None, description="http(s) image URL (only when the server allows URLs)")
+    url: str | None = Field(
+        default=None, description="http(s) image URL (only when the server allows URLs)"
+    )
     image_b64: str | None = Field(default=None, description="image file bytes, base64-encoded")
     top_k: int | None = Field(default=None, ge=1, description="classes listed (classify/count)")
-    score_threshold: float | None = Field(default=None, ge=0, le=1, description="detect: counted boxes")
+    score_threshold: float | None = Field(
+        default=None, ge=0, le=1, description="detect: counted boxes"
+    )
     min_score: float | None = Field(default=None, ge=0, le=1, description="detect: listed boxes")
 
 

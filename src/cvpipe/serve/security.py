@@ -48,7 +48,8 @@ _MAGIC: list[tuple[bytes, int, str, str]] = [
 ]
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "instance-data"})
 _METADATA_IPS = frozenset(
-    ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
+    ipaddress.ip_address(a)
+    for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
 )
 
 
@@ -79,7 +80,9 @@ def check_token(authorization: str | None, token: str | None) -> None:
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         given.strip().encode("utf-8"), token.encode("utf-8")
     ):
-        raise ApiError(401, "unauthorized", "missing or wrong bearer token (Authorization: Bearer TOKEN)")
+        raise ApiError(
+            401, "unauthorized", "missing or wrong bearer token (Authorization: Bearer TOKEN)"
+        )
 
 
 def sniff_image_type(data: bytes) -> tuple[str, str] | None:
@@ -152,7 +155,9 @@ def decode_image(data: bytes, max_pixels: int, draft: int | None = None) -> Deco
             rgb = _to_rgb(im)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             msg = str(exc)
-            code = "truncated_image" if "truncated" in msg or "broken data" in msg else "corrupt_image"
+            code = (
+                "truncated_image" if "truncated" in msg or "broken data" in msg else "corrupt_image"
+            )
             raise ApiError(422, code, f"cannot decode the {fmt} image: {msg}") from None
     return DecodedImage(rgb, int(width), int(height), fmt)
 
@@ -212,7 +217,9 @@ def check_url(url: str, resolver: Resolver = resolve_host) -> tuple[str, str, in
         raise ApiError(400, "bad_url", f"malformed URL: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise ApiError(400, "bad_url", f"only http and https URLs are fetched (got {scheme or 'none'!r})")
+        raise ApiError(
+            400, "bad_url", f"only http and https URLs are fetched (got {scheme or 'none'!r})"
+        )
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise ApiError(400, "bad_url", "the URL has no host")
@@ -276,7 +283,9 @@ def fetch_url(url: str, settings: ServeSettings, resolver: Resolver = resolve_ho
     """
     if not settings.allow_urls:
         raise ApiError(
-            403, "urls_disabled", "image URLs are not fetched by this server (start it with --allow-urls)"
+            403,
+            "urls_disabled",
+            "image URLs are not fetched by this server (start it with --allow-urls)",
         )
     deadline = time.monotonic() + settings.url_timeout_s
     for _hop in range(settings.url_max_redirects + 1):
@@ -300,10 +309,14 @@ def fetch_url(url: str, settings: ServeSettings, resolver: Resolver = resolve_ho
                 url = urljoin(url, location)
                 continue
             if resp.status != 200:
-                raise ApiError(502, "bad_upstream", f"{url}: the server answered HTTP {resp.status}")
+                raise ApiError(
+                    502, "bad_upstream", f"{url}: the server answered HTTP {resp.status}"
+                )
             return _read_capped(resp, settings.url_max_bytes, deadline, url)
-        except (TimeoutError, socket.timeout):
-            raise ApiError(504, "upstream_timeout", f"{url}: no answer within {settings.url_timeout_s:g} s") from None
+        except TimeoutError:
+            raise ApiError(
+                504, "upstream_timeout", f"{url}: no answer within {settings.url_timeout_s:g} s"
+            ) from None
         except (OSError, http.client.HTTPException) as exc:
             raise ApiError(502, "bad_upstream", f"{url}: cannot download: {exc}") from None
         finally:

@@ -19,7 +19,14 @@ from pydantic import ValidationError
 
 from cvpipe.serve.runtime import Runtime, format_prediction
 from cvpipe.serve.schemas import ImageRequest
-from cvpipe.serve.security import ApiError, DecodedImage, Resolver, decode_image, fetch_url, resolve_host
+from cvpipe.serve.security import (
+    ApiError,
+    DecodedImage,
+    Resolver,
+    decode_image,
+    fetch_url,
+    resolve_host,
+)
 from cvpipe.serve.settings import ServeSettings
 
 
@@ -53,7 +60,9 @@ def image_request(data: Mapping[str, Any]) -> ImageRequest:
     unknown = sorted(set(data) - set(ImageRequest.model_fields))
     if unknown:
         raise ApiError(
-            422, "unknown_field", f"unknown field(s) {unknown}; valid: {', '.join(ImageRequest.model_fields)}"
+            422,
+            "unknown_field",
+            f"unknown field(s) {unknown}; valid: {', '.join(ImageRequest.model_fields)}",
         )
     if (req.url is None) == (req.image_b64 is None):
         raise ApiError(422, "missing_field", 'give exactly one of "url" or "image_b64"')
@@ -69,7 +78,9 @@ class Service:
         resolver: host name → addresses for URL checks (tests inject one).
     """
 
-    def __init__(self, runtime: Runtime, settings: ServeSettings, resolver: Resolver = resolve_host) -> None:
+    def __init__(
+        self, runtime: Runtime, settings: ServeSettings, resolver: Resolver = resolve_host
+    ) -> None:
         self.runtime = runtime
         self.settings = settings
         self.resolver = resolver
@@ -77,7 +88,11 @@ class Service:
     def decode(self, data: bytes) -> DecodedImage:
         """Check and decode image bytes (see :func:`decode_image`)."""
         if len(data) > self.settings.max_body_bytes:
-            raise ApiError(413, "body_too_large", f"image of {len(data)} bytes; the limit is {self.settings.max_body_bytes}")
+            raise ApiError(
+                413,
+                "body_too_large",
+                f"image of {len(data)} bytes; the limit is {self.settings.max_body_bytes}",
+            )
         return decode_image(data, self.settings.max_pixels, draft=self.runtime.draft)
 
     def image_bytes(self, req: ImageRequest) -> bytes:
@@ -93,23 +108,37 @@ class Service:
         except (binascii.Error, ValueError) as exc:
             raise ApiError(400, "invalid_base64", f"image_b64 is not valid base64: {exc}") from None
 
-    def params(self, req: ImageRequest | None = None, query: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def params(
+        self, req: ImageRequest | None = None, query: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Prediction parameters: JSON fields, then query parameters, then the defaults."""
         s = self.settings
-        out: dict[str, Any] = {"top_k": s.top_k, "score_threshold": s.score_threshold, "min_score": s.min_score}
+        out: dict[str, Any] = {
+            "top_k": s.top_k,
+            "score_threshold": s.score_threshold,
+            "min_score": s.min_score,
+        }
         for key, cast in (("top_k", int), ("score_threshold", float), ("min_score", float)):
             if query and query.get(key) not in (None, ""):
                 try:
                     out[key] = cast(query[key])
                 except ValueError:
-                    raise ApiError(422, "invalid_field", f"query parameter {key}: not a number") from None
+                    raise ApiError(
+                        422, "invalid_field", f"query parameter {key}: not a number"
+                    ) from None
             if req is not None and getattr(req, key) is not None:
                 out[key] = getattr(req, key)
-        if out["top_k"] < 1 or not (0 <= out["score_threshold"] <= 1) or not (0 <= out["min_score"] <= 1):
+        if (
+            out["top_k"] < 1
+            or not (0 <= out["score_threshold"] <= 1)
+            or not (0 <= out["min_score"] <= 1)
+        ):
             raise ApiError(422, "invalid_field", "top_k must be >= 1; thresholds within 0..1")
         return out
 
-    def finish(self, img: DecodedImage, output: Any, params: Mapping[str, Any], timing: dict[str, float]) -> dict[str, Any]:
+    def finish(
+        self, img: DecodedImage, output: Any, params: Mapping[str, Any], timing: dict[str, float]
+    ) -> dict[str, Any]:
         """The response dict for one image."""
         pred = format_prediction(
             self.runtime.card,
@@ -127,7 +156,12 @@ class Service:
             "timing_ms": {k: round(v * 1000, 3) for k, v in timing.items()},
         }
 
-    def predict(self, data: bytes | None = None, json_body: Mapping[str, Any] | None = None, query: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def predict(
+        self,
+        data: bytes | None = None,
+        json_body: Mapping[str, Any] | None = None,
+        query: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """A whole request in this thread: raw image bytes, or a JSON image request.
 
         Raises:
@@ -143,4 +177,9 @@ class Service:
         t1 = time.perf_counter()
         out = self.runtime.run([x])[0]
         t2 = time.perf_counter()
-        return self.finish(img, out, params, {"decode": t1 - t0, "model": t2 - t1, "total": time.perf_counter() - t0})
+        return self.finish(
+            img,
+            out,
+            params,
+            {"decode": t1 - t0, "model": t2 - t1, "total": time.perf_counter() - t0},
+        )

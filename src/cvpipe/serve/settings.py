@@ -78,4 +78,6 @@ class ServeSettings(Config):
         try:
             return cls.model_validate(values)
         except Exception as exc:
-            raise ConfigError(f"serve settings from CVPIPE_* environment variables: {exc}") from None
+            raise ConfigError(
+                f"serve settings from CVPIPE_* environment variables: {exc}"
+            ) from None
