@@ -54,29 +54,16 @@ import torch
 from torch import Tensor, nn
 
 from cvpipe.errors import CheckpointError, ConfigError, DatasetError, WeightsNotFoundError
+from cvpipe.models import ssd_backbones as ssd
+from cvpipe.models.ssd_backbones import BuildArgs, load_state_into
 from cvpipe.registry import Registry
 
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = [0.485, 0.456, 0.406]
-IMAGENET_STD = [0.229, 0.224, 0.225]
 CLASSIFICATION_KEYS = ("classification", "loss_classifier", "loss_objectness")
 LOCALIZATION_KEYS = ("bbox_regression", "loss_box_reg", "loss_rpn_box_reg")
 # torchvision's R-CNN family resizes the shorter side to min_size, the longer to at most max_size.
 _RCNN_MAX_RATIO = 1333 / 800
-
-
-@dataclass(frozen=True)
-class BuildArgs:
-    """What a builder needs (num_classes counts the background: dataset classes + 1)."""
-
-    num_classes: int
-    input_size: int
-    score_thresh: float
-    nms_iou: float
-    detections_per_img: int
-    backbone_state: dict[str, Tensor] | None
-    extra: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -362,23 +349,6 @@ def _backbone_state_dict(
     return backbone.module.state_dict(), resolved.info()
 
 
-def _load_into(
-    module: nn.Module, state: Mapping[str, Tensor], *, strip: str = "", where: str
-) -> int:
-    """Copy ``state`` (keys minus ``strip``) into ``module``; every module tensor must be there."""
-    src = {k[len(strip) :]: v for k, v in state.items() if k.startswith(strip)}
-    target = module.state_dict()
-    missing = [k for k in target if k not in src and not k.endswith("num_batches_tracked")]
-    wrong = [k for k in target if k in src and src[k].shape != target[k].shape]
-    if missing or wrong:
-        raise CheckpointError(
-            f"{where}: backbone weights do not fit: missing {missing[:4]}, wrong shapes {wrong[:4]}"
-        )
-    clean = {k: src.get(k, target[k]) for k in target}
-    module.load_state_dict(clean, strict=True)
-    return len(clean)
-
-
 def _freeze_batchnorm(module: nn.Module) -> None:
     """Replace every BatchNorm2d below ``module`` with a FrozenBatchNorm2d (same statistics)."""
     from torchvision.ops import FrozenBatchNorm2d
@@ -389,157 +359,11 @@ def _freeze_batchnorm(module: nn.Module) -> None:
             with torch.no_grad():
                 frozen.weight.copy_(child.weight)
                 frozen.bias.copy_(child.bias)
-                frozen.running_mean.copy_(child.running_mean)  # type: ignore[arg-type]
-                frozen.running_var.copy_(child.running_var)  # type: ignore[arg-type]
+                frozen.running_mean.copy_(child.running_mean)
+                frozen.running_var.copy_(child.running_var)
             setattr(module, name, frozen)
         else:
             _freeze_batchnorm(child)
-
-
-# ---------------------------------------------------------------------- builders: SSD family
-def _ssd(
-    backbone: nn.Module,
-    anchors: nn.Module,
-    head: nn.Module,
-    a: BuildArgs,
-    mean: list[float],
-    std: list[float],
-) -> nn.Module:
-    from torchvision.models.detection.ssd import SSD
-
-    return SSD(
-        backbone,
-        anchors,  # type: ignore[arg-type]
-        (a.input_size, a.input_size),
-        a.num_classes,
-        image_mean=mean,
-        image_std=std,
-        head=head,
-        score_thresh=a.score_thresh,
-        nms_thresh=a.nms_iou,
-        detections_per_img=a.detections_per_img,
-        topk_candidates=max(400, a.detections_per_img),
-    )
-
-
-def _build_ssd512_resnet50(a: BuildArgs) -> nn.Module:
-    from torchvision.models import resnet50
-    from torchvision.models.detection.ssd import SSDHead
-
-    from cvpipe.models.ssd_backbones import ResNetSSDFeatures, ssd512_anchors
-
-    trunk = resnet50(weights=None)
-    trunk.fc = nn.Identity()
-    if a.backbone_state is not None:
-        _load_into(trunk, a.backbone_state, where="ssd512_resnet50")
-    features = ResNetSSDFeatures(trunk)
-    anchors = ssd512_anchors()
-    head = SSDHead(features.out_channels, anchors.num_anchors_per_location(), a.num_classes)
-    return _ssd(features, anchors, head, a, IMAGENET_MEAN, IMAGENET_STD)
-
-
-def _mobilenet_v2_features(
-    a: BuildArgs, norm_layer: Callable[..., nn.Module], name: str
-) -> nn.Sequential:
-    from torchvision.models import mobilenet_v2
-
-    net = mobilenet_v2(weights=None, norm_layer=norm_layer)
-    if a.backbone_state is not None:
-        _load_into(net.features, a.backbone_state, strip="features.", where=name)
-    return net.features
-
-
-def _build_ssdlite_mnv2(a: BuildArgs) -> nn.Module:
-    from torchvision.models.detection.ssdlite import SSDLiteHead
-
-    from cvpipe.models.ssd_backbones import (
-        MobileNetV2SSDLiteFeatures,
-        ssdlite_anchors,
-        ssdlite_norm,
-    )
-
-    norm = ssdlite_norm()
-    features = MobileNetV2SSDLiteFeatures(
-        _mobilenet_v2_features(a, norm, "ssdlite320_mobilenet_v2"), norm
-    )
-    anchors = ssdlite_anchors()
-    head = SSDLiteHead(
-        features.out_channels, anchors.num_anchors_per_location(), a.num_classes, norm
-    )
-    return _ssd(features, anchors, head, a, IMAGENET_MEAN, IMAGENET_STD)
-
-
-def _build_ssdlite_mnv2_fpnlite(a: BuildArgs) -> nn.Module:
-    from torchvision.models.detection.ssdlite import SSDLiteHead
-
-    from cvpipe.models.ssd_backbones import (
-        MobileNetV2FPNLiteFeatures,
-        fpnlite_anchors,
-        ssdlite_norm,
-    )
-
-    norm = ssdlite_norm()
-    name = "ssdlite320_mobilenet_v2_fpnlite"
-    features = MobileNetV2FPNLiteFeatures(_mobilenet_v2_features(a, norm, name), norm)
-    anchors = fpnlite_anchors()
-    head = SSDLiteHead(
-        features.out_channels, anchors.num_anchors_per_location(), a.num_classes, norm
-    )
-    return _ssd(features, anchors, head, a, IMAGENET_MEAN, IMAGENET_STD)
-
-
-def _build_ssdlite_mnv3(a: BuildArgs) -> nn.Module:
-    """torchvision's ssdlite320_mobilenet_v3_large recipe, assembled so that ImageNet
-    weights can be loaded (torchvision's builder uses a reduced tail without them)."""
-    from torchvision.models import mobilenet_v3_large
-    from torchvision.models.detection.ssdlite import SSDLiteFeatureExtractorMobileNet, SSDLiteHead
-
-    from cvpipe.models.ssd_backbones import (
-        _init_conv,
-        _last_conv_channels,
-        ssdlite_anchors,
-        ssdlite_norm,
-    )
-
-    norm = ssdlite_norm()
-    pretrained = a.backbone_state is not None
-    net = mobilenet_v3_large(weights=None, norm_layer=norm, reduced_tail=not pretrained)
-    if pretrained:
-        _load_into(
-            net.features,
-            a.backbone_state or {},
-            strip="features.",
-            where="ssdlite320_mobilenet_v3_large",
-        )
-    else:
-        _init_conv(net, std=0.03)
-    stages = [i for i, b in enumerate(net.features) if getattr(b, "_is_cn", False)]
-    features = SSDLiteFeatureExtractorMobileNet(net.features, stages[-1], norm)
-    out_channels = [_last_conv_channels(m) for m in [*features.features, *features.extra]]
-    anchors = ssdlite_anchors()
-    head = SSDLiteHead(out_channels, anchors.num_anchors_per_location(), a.num_classes, norm)
-    return _ssd(features, anchors, head, a, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
-
-
-def _build_ssd300_vgg16(a: BuildArgs) -> nn.Module:
-    """torchvision's ssd300_vgg16 recipe over a plain VGG16 feature stack (ImageNet
-    normalisation, as torchvision's classification VGG16 weights expect)."""
-    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
-    from torchvision.models.detection.ssd import SSDFeatureExtractorVGG, SSDHead
-    from torchvision.models.vgg import cfgs, make_layers
-
-    vgg = make_layers(cfgs["D"], batch_norm=False)
-    if a.backbone_state is not None:
-        _load_into(vgg, a.backbone_state, strip="features.", where="ssd300_vgg16")
-    features = SSDFeatureExtractorVGG(vgg, highres=False)
-    anchors = DefaultBoxGenerator(
-        [[2], [2, 3], [2, 3], [2, 3], [2], [2]],
-        scales=[0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05],
-        steps=[8, 16, 32, 64, 100, 300],
-    )
-    out_channels = [512, 1024, 512, 256, 256, 256]
-    head = SSDHead(out_channels, anchors.num_anchors_per_location(), a.num_classes)
-    return _ssd(features, anchors, head, a, IMAGENET_MEAN, IMAGENET_STD)
 
 
 # ---------------------------------------------------------------------- builders: torchvision
@@ -574,10 +398,8 @@ def _torchvision_builder(
         if a.backbone_state is not None:
             body = model.backbone.body
             strip = "features." if "mobilenet" in arch else ""
-            _load_into(body, a.backbone_state, strip=strip, where=arch)
-            if (
-                pretrained_frozen_bn
-            ):  # as torchvision does for these models with a pretrained backbone
+            load_state_into(body, a.backbone_state, strip=strip, where=arch)
+            if pretrained_frozen_bn:  # as torchvision does with a pretrained backbone
                 _freeze_batchnorm(body)
         return model
 
@@ -603,51 +425,23 @@ for _name, _family, _backbone, _frozen in (
         )
     )  # fmt: skip
 
-_register(
-    DetectorSpec(
-        "ssd300_vgg16",
-        "ssd",
-        "vgg16",
-        300,
-        True,
-        _build_ssd300_vgg16,
-        "torchvision SSD300 recipe, VGG16",
-    )
-)
-_register(
-    DetectorSpec(
-        "ssdlite320_mobilenet_v3_large",
-        "ssdlite",
-        "mobilenet_v3_large",
-        320,
-        False,
-        _build_ssdlite_mnv3,
-        "torchvision SSDlite320 recipe, MobileNetV3-Large",
-    )
-)
-_register(
-    DetectorSpec(
-        "ssd512_resnet50",
-        "ssd",
-        "resnet50",
-        512,
-        False,
-        _build_ssd512_resnet50,
-        "seed 000: SSD-512 over ResNet-50 layer3/layer4 + 4 extra maps",
-    )
-)
-_register(
-    DetectorSpec(
-        "ssdlite320_mobilenet_v2",
-        "ssdlite",
-        "mobilenet_v2",
-        320,
-        False,
-        _build_ssdlite_mnv2,
-        "seed 004: SSDLite over MobileNetV2 (C4 expansion, C5) + 4 extra maps",
-    )
-)
-_register(DetectorSpec("ssdlite320_mobilenet_v2_fpnlite", "ssdlite", "mobilenet_v2", 320, False, _build_ssdlite_mnv2_fpnlite, "seed 004: SSDLite head over an FPN-lite (P3-P7) on MobileNetV2"))  # fmt: skip
+# fmt: off
+for _spec in (
+    DetectorSpec("ssd300_vgg16", "ssd", "vgg16", 300, True, ssd.build_ssd300_vgg16,
+                 "torchvision SSD300 recipe, VGG16"),
+    DetectorSpec("ssdlite320_mobilenet_v3_large", "ssdlite", "mobilenet_v3_large", 320, False,
+                 ssd.build_ssdlite_mnv3, "torchvision SSDlite320 recipe, MobileNetV3-Large"),
+    DetectorSpec("ssd512_resnet50", "ssd", "resnet50", 512, False, ssd.build_ssd512_resnet50,
+                 "seed 000: SSD-512 over ResNet-50 layer3/layer4 + 4 extra maps"),
+    DetectorSpec("ssdlite320_mobilenet_v2", "ssdlite", "mobilenet_v2", 320, False,
+                 ssd.build_ssdlite_mnv2,
+                 "seed 004: SSDLite over MobileNetV2 (C4 expansion, C5) + 4 extra maps"),
+    DetectorSpec("ssdlite320_mobilenet_v2_fpnlite", "ssdlite", "mobilenet_v2", 320, False,
+                 ssd.build_ssdlite_mnv2_fpnlite,
+                 "seed 004: SSDLite head over an FPN-lite (P3-P7) on MobileNetV2"),
+):
+    _register(_spec)
+# fmt: on
 
 
 # ---------------------------------------------------------------------- public API

@@ -1,4 +1,4 @@
-"""Feature extractors and default boxes for the SSD detectors cvpipe assembles itself.
+"""The SSD detectors cvpipe assembles itself: feature extractors, default boxes, builders.
 
 torchvision ships SSD300-VGG16 and SSDlite320-MobileNetV3 only. The reference projects
 need two more, built here from torchvision parts (:class:`~torchvision.models.detection.SSD`,
@@ -19,6 +19,11 @@ need two more, built here from torchvision parts (:class:`~torchvision.models.de
   3×3 smoothing) over C3/C4/C5 (32/96/1280 ch, strides 8/16/32) and adds P6/P7 with
   stride-2 depthwise-separable convs: five 128-channel maps (40² … 3² at 320 px).
 
+The ``build_*`` functions at the end assemble complete torchvision ``SSD`` models
+(plus SSD300-VGG16 and SSDlite320-MobileNetV3 rebuilt from torchvision's recipe so that
+offline ImageNet backbone weights can be loaded); :mod:`cvpipe.models.detection`
+registers them.
+
 Every extractor returns an ``OrderedDict`` of feature maps, first (finest) to last, and
 exposes ``out_channels`` (one entry per map), as :class:`~torchvision.models.detection.SSD`
 expects. Default boxes use ``steps=None``: box centres follow each map's grid, so anchors
@@ -28,8 +33,10 @@ fit whatever input size the detector is built for.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -38,7 +45,11 @@ from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
 from torchvision.ops.misc import Conv2dNormActivation
 
+from cvpipe.errors import CheckpointError
+
 NormLayer = Callable[..., nn.Module]
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
 
 # GluonCV ssd_512_resnet50_v1: box sizes 51.2, 102.4, 189.4, 276.4, 363.52, 450.6, 492 px at 512.
 SSD512_SCALES = [0.1, 0.2, 0.37, 0.54, 0.71, 0.88, 0.96]
@@ -209,10 +220,10 @@ class MobileNetV2SSDLiteFeatures(nn.Module):
         extra_channels: Sequence[int] = (512, 256, 256, 128),
     ) -> None:
         super().__init__()
-        block = features[c4_pos]
+        block: Any = features[c4_pos]
         if getattr(block, "use_res_connect", True) or not hasattr(block, "conv"):
             raise ValueError(f"features[{c4_pos}] must be a strided MobileNetV2 block")
-        expand = block.conv[0]
+        expand: nn.Module = block.conv[0]
         self.features = nn.Sequential(
             nn.Sequential(*features[:c4_pos], expand),
             nn.Sequential(block.conv[1:], *features[c4_pos + 1 :]),
@@ -326,3 +337,158 @@ def feature_grid_sizes(extractor: nn.Module, size: int) -> list[int]:
         maps = extractor(torch.zeros(1, 3, size, size))
     extractor.train(was_training)
     return [int(m.shape[-1]) for m in maps.values()]
+
+
+# ---------------------------------------------------------------------- builders
+@dataclass(frozen=True)
+class BuildArgs:
+    """What a builder needs (num_classes counts the background: dataset classes + 1)."""
+
+    num_classes: int
+    input_size: int
+    score_thresh: float
+    nms_iou: float
+    detections_per_img: int
+    backbone_state: dict[str, Tensor] | None
+    extra: dict[str, Any]
+
+
+def load_state_into(
+    module: nn.Module, state: Mapping[str, Tensor], *, strip: str = "", where: str
+) -> int:
+    """Copy ``state`` (keys minus ``strip``) into ``module``; every module tensor must be there."""
+    src = {k[len(strip) :]: v for k, v in state.items() if k.startswith(strip)}
+    target = module.state_dict()
+    missing = [k for k in target if k not in src and not k.endswith("num_batches_tracked")]
+    wrong = [k for k in target if k in src and src[k].shape != target[k].shape]
+    if missing or wrong:
+        raise CheckpointError(
+            f"{where}: backbone weights do not fit: missing {missing[:4]}, wrong shapes {wrong[:4]}"
+        )
+    clean = {k: src.get(k, target[k]) for k in target}
+    module.load_state_dict(clean, strict=True)
+    return len(clean)
+
+
+def _ssd(
+    backbone: nn.Module,
+    anchors: DefaultBoxGenerator,
+    head: nn.Module,
+    a: BuildArgs,
+    mean: list[float],
+    std: list[float],
+) -> nn.Module:
+    from torchvision.models.detection.ssd import SSD
+
+    return SSD(
+        backbone,
+        anchors,
+        (a.input_size, a.input_size),
+        a.num_classes,
+        image_mean=mean,
+        image_std=std,
+        head=head,
+        score_thresh=a.score_thresh,
+        nms_thresh=a.nms_iou,
+        detections_per_img=a.detections_per_img,
+        topk_candidates=max(400, a.detections_per_img),
+    )
+
+
+def build_ssd512_resnet50(a: BuildArgs) -> nn.Module:
+    from torchvision.models import resnet50
+    from torchvision.models.detection.ssd import SSDHead
+
+    trunk = resnet50(weights=None)
+    trunk.fc = nn.Identity()
+    if a.backbone_state is not None:
+        load_state_into(trunk, a.backbone_state, where="ssd512_resnet50")
+    features = ResNetSSDFeatures(trunk)
+    anchors = ssd512_anchors()
+    head = SSDHead(features.out_channels, anchors.num_anchors_per_location(), a.num_classes)
+    return _ssd(features, anchors, head, a, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def _mobilenet_v2_features(
+    a: BuildArgs, norm_layer: Callable[..., nn.Module], name: str
+) -> nn.Sequential:
+    from torchvision.models import mobilenet_v2
+
+    net = mobilenet_v2(weights=None, norm_layer=norm_layer)
+    if a.backbone_state is not None:
+        load_state_into(net.features, a.backbone_state, strip="features.", where=name)
+    return net.features
+
+
+def build_ssdlite_mnv2(a: BuildArgs) -> nn.Module:
+    from torchvision.models.detection.ssdlite import SSDLiteHead
+
+    norm = ssdlite_norm()
+    features = MobileNetV2SSDLiteFeatures(
+        _mobilenet_v2_features(a, norm, "ssdlite320_mobilenet_v2"), norm
+    )
+    anchors = ssdlite_anchors()
+    head = SSDLiteHead(
+        features.out_channels, anchors.num_anchors_per_location(), a.num_classes, norm
+    )
+    return _ssd(features, anchors, head, a, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def build_ssdlite_mnv2_fpnlite(a: BuildArgs) -> nn.Module:
+    from torchvision.models.detection.ssdlite import SSDLiteHead
+
+    norm = ssdlite_norm()
+    name = "ssdlite320_mobilenet_v2_fpnlite"
+    features = MobileNetV2FPNLiteFeatures(_mobilenet_v2_features(a, norm, name), norm)
+    anchors = fpnlite_anchors()
+    head = SSDLiteHead(
+        features.out_channels, anchors.num_anchors_per_location(), a.num_classes, norm
+    )
+    return _ssd(features, anchors, head, a, IMAGENET_MEAN, IMAGENET_STD)
+
+
+def build_ssdlite_mnv3(a: BuildArgs) -> nn.Module:
+    """torchvision's ssdlite320_mobilenet_v3_large recipe, assembled so that ImageNet
+    weights can be loaded (torchvision's builder uses a reduced tail without them)."""
+    from torchvision.models import mobilenet_v3_large
+    from torchvision.models.detection.ssdlite import SSDLiteFeatureExtractorMobileNet, SSDLiteHead
+
+    norm = ssdlite_norm()
+    pretrained = a.backbone_state is not None
+    net = mobilenet_v3_large(weights=None, norm_layer=norm, reduced_tail=not pretrained)
+    if pretrained:
+        load_state_into(
+            net.features,
+            a.backbone_state or {},
+            strip="features.",
+            where="ssdlite320_mobilenet_v3_large",
+        )
+    else:
+        _init_conv(net, std=0.03)
+    stages = [i for i, b in enumerate(net.features) if getattr(b, "_is_cn", False)]
+    features = SSDLiteFeatureExtractorMobileNet(net.features, stages[-1], norm)
+    out_channels = [_last_conv_channels(m) for m in [*features.features, *features.extra]]
+    anchors = ssdlite_anchors()
+    head = SSDLiteHead(out_channels, anchors.num_anchors_per_location(), a.num_classes, norm)
+    return _ssd(features, anchors, head, a, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5])
+
+
+def build_ssd300_vgg16(a: BuildArgs) -> nn.Module:
+    """torchvision's ssd300_vgg16 recipe over a plain VGG16 feature stack (ImageNet
+    normalisation, as torchvision's classification VGG16 weights expect)."""
+    from torchvision.models.detection.anchor_utils import DefaultBoxGenerator
+    from torchvision.models.detection.ssd import SSDFeatureExtractorVGG, SSDHead
+    from torchvision.models.vgg import cfgs, make_layers
+
+    vgg = make_layers(cfgs["D"], batch_norm=False)
+    if a.backbone_state is not None:
+        load_state_into(vgg, a.backbone_state, strip="features.", where="ssd300_vgg16")
+    features = SSDFeatureExtractorVGG(vgg, highres=False)
+    anchors = DefaultBoxGenerator(
+        [[2], [2, 3], [2, 3], [2, 3], [2], [2]],
+        scales=[0.07, 0.15, 0.33, 0.51, 0.69, 0.87, 1.05],
+        steps=[8, 16, 32, 64, 100, 300],
+    )
+    out_channels = [512, 1024, 512, 256, 256, 256]
+    head = SSDHead(out_channels, anchors.num_anchors_per_location(), a.num_classes)
+    return _ssd(features, anchors, head, a, IMAGENET_MEAN, IMAGENET_STD)
