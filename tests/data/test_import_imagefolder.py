@@ -218,3 +218,29 @@ def test_cli_import_and_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.startswith(f"cvpipe import: error: {src / 'street' / 'bad.jpg'}: not an image")
+
+
+def test_run_import_summary_counts_match_the_manifest(tmp_path: Path) -> None:
+    from cvpipe.data.importers import run_import
+    from cvpipe.data.manifest import Dataset
+
+    for i, cls in enumerate(["a", "a", "b"]):
+        write_image(tmp_path / "src" / cls / f"{i}.jpg")
+    summary = run_import("imagefolder", tmp_path / "src", tmp_path / "ds")
+    assert summary.info.classes == ["a", "b"]
+    assert summary.class_counts == Dataset.load(tmp_path / "ds").class_counts() == [2, 1]
+
+
+def test_run_import_summary_counts_objects_for_detection(tmp_path: Path) -> None:
+    from cvpipe.data.importers import run_import
+
+    src = tmp_path / "yolo"
+    write_image(src / "images" / "a.jpg", (40, 40))
+    write_image(src / "images" / "b.jpg", (40, 40))
+    (src / "labels").mkdir()
+    (src / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.2 0.2\n0 0.7 0.7 0.2 0.2\n")
+    (src / "labels" / "b.txt").write_text("")  # an image without objects
+    (src / "classes.txt").write_text("cat\ndog\n")
+    summary = run_import("yolo", src, tmp_path / "ds")
+    assert summary.class_counts == [2, 1]
+    assert summary.info.import_report["images"] == 2

@@ -41,7 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cvpipe.data.importers import ImportOptions, import_dataset
+    from cvpipe.data.importers import ImportOptions, run_import
 
     options = load_config(
         ImportOptions,
@@ -59,11 +59,12 @@ def run(args: argparse.Namespace) -> int:
             "name": args.name,
         },
     )
-    ds = import_dataset(args.format, args.source, args.out, options)
-    summary = ds.info.import_report
-    counts = ds.class_counts()
-    unit = "objects" if ds.task == "detect" else "images"
-    echo(table([[c, n] for c, n in zip(ds.classes, counts)], ["class", unit], title=f"{ds.info.name}: {len(ds)} images, task {ds.task}"))
+    result = run_import(args.format, args.source, args.out, options)
+    info = result.info
+    summary = info.import_report
+    unit = "objects" if info.task == "detect" else "images"
+    rows = [[c, n] for c, n in zip(info.classes, result.class_counts)]
+    echo(table(rows, ["class", unit], title=f"{info.name}: {summary['images']} images, task {info.task}"))
     problems = summary.get("problems", {})
     if problems:
         echo("")

@@ -6,7 +6,15 @@ only the standard library, NumPy and Pillow.
 
 from __future__ import annotations
 
-from cvpipe.data.importers.base import IMPORTERS, ImportOptions, Importer, RawRecord, import_dataset
+from cvpipe.data.importers.base import (
+    IMPORTERS,
+    ImportOptions,
+    Importer,
+    ImportSummary,
+    RawRecord,
+    import_dataset,
+    run_import,
+)
 
 # Register the built-in formats (one module each).
 from cvpipe.data.importers import (  # noqa: E402,F401  isort: skip
@@ -18,4 +26,4 @@ from cvpipe.data.importers import (  # noqa: E402,F401  isort: skip
     yolo,
 )
 
-__all__ = ["IMPORTERS", "ImportOptions", "Importer", "RawRecord", "import_dataset"]
+__all__ = ["IMPORTERS", "ImportOptions", "ImportSummary", "Importer", "RawRecord", "import_dataset", "run_import"]

@@ -204,6 +204,21 @@ def _fix_boxes(raw: RawRecord, info: ImageInfo, problems: ProblemLog) -> None:
         raw.meta["box_meta"] = keep_m
 
 
+@dataclass(frozen=True)
+class ImportSummary:
+    """What an import wrote, without loading the manifest back into memory.
+
+    Attributes:
+        root: the dataset directory.
+        info: its ``dataset.yaml``.
+        class_counts: images per class (classify/count) or objects per class (detect).
+    """
+
+    root: Path
+    info: DatasetInfo
+    class_counts: list[int]
+
+
 def import_dataset(
     format: str,
     source: str | Path,
@@ -211,6 +226,9 @@ def import_dataset(
     options: ImportOptions | None = None,
 ) -> Dataset:
     """Import ``source`` in ``format`` into the dataset directory ``out``.
+
+    Memory stays flat while importing (records are streamed to disk); the returned
+    :class:`Dataset` then holds the manifest. Use :func:`run_import` to skip that.
 
     Args:
         format: a registered format name (``cvpipe import --help`` lists them).
@@ -229,6 +247,16 @@ def import_dataset(
     Example:
         >>> ds = import_dataset("imagefolder", "photos/", "datasets/scenes")  # doctest: +SKIP
     """
+    return Dataset.load(run_import(format, source, out, options).root)
+
+
+def run_import(
+    format: str,
+    source: str | Path,
+    out: str | Path,
+    options: ImportOptions | None = None,
+) -> ImportSummary:
+    """Do the import of :func:`import_dataset` and return a summary (same errors)."""
     options = options or ImportOptions()
     out = Path(out)
     importer_cls = IMPORTERS.get(format)
@@ -240,6 +268,7 @@ def import_dataset(
     seen: set[str] = set()
     n_images = n_boxes = 0
     split_counts: Counter[str | None] = Counter()
+    per_class: Counter[str] = Counter()
     fd, tmp_name = tempfile.mkstemp(prefix=".import.", suffix=".jsonl", dir=out)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -257,6 +286,10 @@ def import_dataset(
                 n_images += 1
                 n_boxes += len(raw.boxes or [])
                 split_counts[rec.split] += 1
+                if raw.labels is not None:
+                    per_class.update(raw.labels)
+                else:
+                    per_class[str(raw.count) if raw.count is not None else str(raw.label)] += 1
                 f.write(json.dumps(rec.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n")
         if n_images == 0:
             raise DatasetError(
@@ -287,7 +320,7 @@ def import_dataset(
     write_info(out, info)
     write_json(out / "import_report.json", {"summary": summary, "problems": problems.to_json()})
     log.info("imported %d images (%d classes) into %s", n_images, len(classes), out)
-    return Dataset.load(out)
+    return ImportSummary(out, info, [per_class.get(c, 0) for c in classes])
 
 
 def _finish(raw: RawRecord, importer: Importer, image_root: Path, out: Path, problems: ProblemLog) -> Record | None:
