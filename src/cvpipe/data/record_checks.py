@@ -107,27 +107,19 @@ class ValidationPass:
                 first[rec.id] = i
 
     def check_label(self, i: int, rec: Record) -> None:
+        """A classify label or a count that is not one of the classes leaves the image out."""
         classes = self.ds.classes
         if self.ds.task == "classify" and (rec.label is None or not 0 <= rec.label < len(classes)):
-            self.add(
-                rec,
-                "label_out_of_range",
-                "error",
-                f"label {rec.label!r} is not a class index in 0..{len(classes) - 1}",
-                self.act("left out the image"),
-                field="label",
-            )
-            self.leave_out(i, "label_out_of_range")
+            message = f"label {rec.label!r} is not a class index in 0..{len(classes) - 1}"
+            where = "label"
         elif self.ds.task == "count" and str(rec.count) not in classes:
-            self.add(
-                rec,
-                "label_out_of_range",
-                "error",
-                f"count {rec.count!r} is not one of the classes {classes}",
-                self.act("left out the image"),
-                field="count",
-            )
-            self.leave_out(i, "label_out_of_range")
+            message, where = f"count {rec.count!r} is not one of the classes {classes}", "count"
+        else:
+            return
+        self.add(
+            rec, "label_out_of_range", "error", message, self.act("left out the image"), field=where
+        )
+        self.leave_out(i, "label_out_of_range")
 
     # -- image-level checks -----------------------------------------------------------
     def check_image_result(self, i: int, rec: Record, res: ImageCheck) -> bool:

@@ -26,12 +26,11 @@ from cvpipe.data.demo.drawing import (
 )
 
 FOOD = ("burger", "drink", "fries")  # sorted, the order `cvpipe import voc` gives
-
-
-_BOX_LUT = [255 if a > 96 else 0 for a in range(256)]
+_BOX_LUT = [255 if a > 96 else 0 for a in range(256)]  # alpha > 96 counts as object
 
 
 def _food_background(rng: np.random.Generator, n: int) -> Image.Image:
+    """A table top of side ``n``: wood, cloth, plain, a tray or tiles (texture drawn at 1/SS)."""
     full, n = n, n // SS
     kind = ["wood", "cloth", "plain", "tray", "tiles"][int(rng.integers(0, 5))]
     arr = np.empty((n, n, 3), np.float32)

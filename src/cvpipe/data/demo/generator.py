@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def _prepare(out: Path) -> None:
+    """Make ``out`` ready: new, empty, or an earlier demo-data output (its sets removed)."""
     if out.exists() and any(out.iterdir()):
         if not (out / MARKER).is_file():
             raise DatasetError(
@@ -37,7 +38,7 @@ def _prepare(out: Path) -> None:
 
 
 def generate_demo(out: str | Path, cfg: DemoConfig) -> DemoResult:
-    """Write the demo datasets into ``out`` (see the module docstring for the layout).
+    """Write the demo datasets into ``out`` (layout in :mod:`cvpipe.data.demo`).
 
     Image and annotation files are written directly (not one fsync each, which would
     dominate the run time); ``demo.json`` says ``"complete": true`` only once all are

@@ -30,12 +30,14 @@ from cvpipe.progress import Bar
 
 
 def _jpeg(img: Image.Image, quality: int) -> bytes:
+    """JPEG bytes of ``img`` (encoded in the worker, written by the parent)."""
     buf = io.BytesIO()
     img.save(buf, format="JPEG", quality=quality)
     return buf.getvalue()
 
 
 def _amazon_meta(fname: str, items: list[tuple[Product, int]]) -> dict[str, Any]:
+    """The Amazon Bin Image Dataset metadata JSON of one bin (``EXPECTED_QUANTITY`` etc.)."""
     data: dict[str, Any] = {}
     for p, q in items:
         h, length, w, wt = p.dims
@@ -115,6 +117,11 @@ def _run(fn: Callable[[Any], Any], jobs: list[Any], workers: int) -> Iterator[An
 
 
 def write_counting(out: Path, cfg: DemoConfig, bar: Bar, workers: int) -> int:
+    """Render the bin set: raw Amazon-bin images + metadata, then ``out/counting`` (70/20/10).
+
+    Returns:
+        The number of images written.
+    """
     raw = out / "raw" / "amazon-bin"
     (raw / "bin-images").mkdir(parents=True, exist_ok=True)
     (raw / "metadata").mkdir(parents=True, exist_ok=True)
@@ -153,12 +160,15 @@ def write_counting(out: Path, cfg: DemoConfig, bar: Bar, workers: int) -> int:
         import_report={"images": len(records)},
         history=[f"demo-data seed={cfg.seed} per_class={cfg.per_class} size={cfg.size}"],
     )
-    Dataset(out / "counting", info, records).save()
-    split_dataset(out / "counting", SplitConfig(ratios="70/20/10", seed=cfg.seed))
-    return len(records)
+    return _save_split(out / "counting", info, records, cfg.seed)
 
 
 def write_detection(out: Path, cfg: DemoConfig, bar: Bar, total: int, workers: int) -> int:
+    """Render ``total`` food images with LabelImg VOC XML, then ``out/detection`` (70/20/10).
+
+    Returns:
+        The number of images written.
+    """
     voc = out / "raw" / "voc"
     voc.mkdir(parents=True, exist_ok=True)
     size = int(round(cfg.size * 1.25))
@@ -194,6 +204,11 @@ def write_detection(out: Path, cfg: DemoConfig, bar: Bar, total: int, workers: i
         import_report={"images": len(records), "boxes": n_boxes},
         history=[f"demo-data seed={cfg.seed} images={total} size={size}"],
     )
-    Dataset(out / "detection", info, records).save()
-    split_dataset(out / "detection", SplitConfig(ratios="70/20/10", seed=cfg.seed))
+    return _save_split(out / "detection", info, records, cfg.seed)
+
+
+def _save_split(root: Path, info: DatasetInfo, records: list[Record], seed: int) -> int:
+    """Save a demo dataset, split it 70/20/10 with ``seed``; returns its number of images."""
+    Dataset(root, info, records).save()
+    split_dataset(root, SplitConfig(ratios="70/20/10", seed=seed))
     return len(records)
