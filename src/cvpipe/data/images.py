@@ -100,7 +100,7 @@ def decode(path: str | Path, mode: str | None = "RGB", draft: tuple[int, int] | 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(p)
+            im: Image.Image = Image.open(p)
             try:
                 if draft is not None and im.format == "JPEG":
                     im.draft("RGB", draft)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from cvpipe.data.importers.base import (
     IMPORTERS,
-    ImportOptions,
     Importer,
+    ImportOptions,
     ImportSummary,
     RawRecord,
     import_dataset,
