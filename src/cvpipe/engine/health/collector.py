@@ -48,6 +48,7 @@ from cvpipe.io import atomic_open
 log = logging.getLogger(__name__)
 
 _RELU = (nn.ReLU, nn.ReLU6)
+ACT_VALUES = 65536  # activation statistics are estimated on at most this many values per layer
 _OTHER_ACT = (nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Mish)
 
 
@@ -171,7 +172,7 @@ class HealthCollector(Callback):
         ]
         self.layers = _spread(leaves, self.config.max_layers) if self.config.activations else []
         device = next((p.device for p in self.params), torch.device("cpu"))
-        self.system = SystemMonitor(device)
+        self.system = SystemMonitor(device, children=bool(getattr(state.config, "workers", 1)))
         meta = {"kind": "meta", "groups": self.group_names,
                 "layers": [{"name": n, "type": t} for n, _, t in self.layers],
                 **self._run_meta(state, device)}  # fmt: skip
@@ -321,6 +322,9 @@ class HealthCollector(Callback):
                 return
             with torch.no_grad():
                 x = output.detach()
+                x = x.reshape(-1) if x.is_contiguous() else x[: max(1, x.shape[0] // 4)].reshape(-1)
+                if x.numel() > ACT_VALUES:
+                    x = x[:: x.numel() // ACT_VALUES]  # evenly strided subsample (a view)
                 xf = x.float()
                 std, mean = torch.std_mean(xf) if xf.numel() > 1 else (xf.new_zeros(()), xf.mean())
                 zero = (x == 0).float().mean()

@@ -186,8 +186,10 @@ def _plots(r: Any, trace: Trace) -> None:
 
     if trace.steps:
         r.section("Loss")
-        s = Trace.column(trace.steps, "s")
-        series = {"train loss per step": (s, Trace.column(trace.steps, "loss"))}
+        s = Trace.column(trace.steps, "s").tolist()
+        series: dict[str, tuple[list[float], list[float]]] = {
+            "train loss per step": (s, Trace.column(trace.steps, "loss").tolist())
+        }
         spe = trace.meta.get("steps_per_epoch") or 1
         for key in ("train.loss", "val.loss"):
             pts = [(e["epoch"] * spe, e[key]) for e in trace.epochs if e.get(key) is not None]
@@ -200,11 +202,11 @@ def _plots(r: Any, trace: Trace) -> None:
     if trace.samples:
         r.section("Gradients and weights")
         for key, label in (("grad", "gradient norm"), ("update", "update / weight ratio")):
-            series = _group_series(trace, key)
-            if series:
+            groups = _group_series(trace, key)
+            if groups:
                 r.image(
                     plots.lines(
-                        series,
+                        groups,
                         title=f"{label} per layer group",
                         xlabel="step",
                         ylabel=label,
@@ -226,8 +228,8 @@ def _plots(r: Any, trace: Trace) -> None:
         _step_time(r, trace)
     if trace.system:
         r.section("Utilisation")
-        t = Trace.column(trace.system, "t")
-        series = {}
+        t = Trace.column(trace.system, "t").tolist()
+        util: dict[str, tuple[list[float], list[float]]] = {}
         for key, label in (
             ("cpu", "CPU %"),
             ("ram", "RAM %"),
@@ -236,9 +238,9 @@ def _plots(r: Any, trace: Trace) -> None:
         ):
             v = Trace.column(trace.system, key)
             if np.isfinite(v).any():
-                series[label] = (t, v)
+                util[label] = (t, v.tolist())
         r.image(
-            plots.lines(series, title="utilisation", xlabel="seconds", ylabel="%"),
+            plots.lines(util, title="utilisation", xlabel="seconds", ylabel="%"),
             "machine CPU/RAM and GPU over time",
         )
 

@@ -29,10 +29,16 @@ class SystemMonitor:
 
     Args:
         device: the training device; NVML is tried for CUDA devices only.
+        children: add the CPU of child processes (loader workers); listing them scans
+            the process table, so it is refreshed every ``CHILD_REFRESH`` readings only.
     """
 
-    def __init__(self, device: torch.device) -> None:
+    CHILD_REFRESH = 10
+
+    def __init__(self, device: torch.device, children: bool = True) -> None:
         self.device = device
+        self.children = children
+        self.readings = 0
         self.proc = psutil.Process()
         self.kids: dict[int, psutil.Process] = {}
         psutil.cpu_percent(None)
@@ -58,6 +64,16 @@ class SystemMonitor:
 
     def _tree_cpu(self) -> float:
         total = self.proc.cpu_percent(None)
+        if not self.children:
+            return total
+        self.readings += 1
+        if self.readings % self.CHILD_REFRESH != 1:
+            for k in list(self.kids.values()):
+                try:
+                    total += k.cpu_percent(None)
+                except psutil.Error:
+                    self.kids.pop(k.pid, None)
+            return total
         try:
             children = self.proc.children(recursive=True)
         except psutil.Error:
