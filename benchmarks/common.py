@@ -6,6 +6,7 @@ import argparse
 import json
 import multiprocessing as mp
 import platform
+import queue
 import resource
 import time
 from collections.abc import Callable
@@ -36,7 +37,16 @@ def run_isolated(fn: Callable[..., Any], *args: Any) -> tuple[float, float, Any]
     q = ctx.Queue()
     proc = ctx.Process(target=_child, args=(fn, args, q))
     proc.start()
-    result = q.get()
+    while True:  # a child that dies (exception, OOM kill) must not leave us waiting forever
+        try:
+            result = q.get(timeout=1.0)
+            break
+        except queue.Empty:
+            if not proc.is_alive():
+                proc.join()
+                raise RuntimeError(
+                    f"benchmark child failed with exit code {proc.exitcode}"
+                ) from None
     proc.join()
     if proc.exitcode != 0:
         raise RuntimeError(f"benchmark child failed with exit code {proc.exitcode}")
@@ -50,7 +60,10 @@ def report(name: str, figures: dict[str, Any], details: dict[str, Any]) -> None:
         "benchmark": name,
         "result": figures,
         "details": details,
-        "machine": {"python": platform.python_version(), "cpu": platform.processor() or platform.machine()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpu": platform.processor() or platform.machine(),
+        },
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")

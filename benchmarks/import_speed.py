@@ -4,12 +4,14 @@ Generates synthetic Pascal VOC (LabelImg-style XML + JPEG) and Amazon-bin (metad
 JPEG) sets — images are hard links to a small pool of 640x480 photos-like JPEGs, so 50k
 records cost little disk — then imports each with
 
-- cvpipe (``cvpipe.data.importers.import_dataset``: header-only sizes, streaming manifest),
+- cvpipe (``cvpipe.data.importers.run_import``, what ``cvpipe import`` runs: header-only
+  sizes, records streamed to the manifest),
 - a naive importer written the usual way: parse each annotation, fully decode each image
   to learn its size, keep every record in a list, dump JSON at the end.
 
 Each importer runs in its own fresh process so its peak RSS is its own. The naive one
-runs on a subset (it is slow) and is compared by images/s.
+runs on a subset (it is slow) and is compared by images/s. cvpipe also imports a tenth of
+the records, so the RESULT shows how its peak RSS grows with the number of images.
 
     python benchmarks/import_speed.py            # 50k records per format
     python benchmarks/import_speed.py --quick    # 3k records per format
@@ -25,9 +27,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-
 from common import parser, report, run_isolated
+from PIL import Image
 
 POOL = 48
 W, H = 640, 480
@@ -40,7 +41,11 @@ def make_pool(root: Path) -> list[Path]:
     yy, xx = np.mgrid[0:H, 0:W]
     for i in range(POOL):
         base = (np.sin(xx / (20 + i)) + np.cos(yy / (15 + i))) * 60 + 128
-        arr = np.stack([base + rng.normal(0, 20, (H, W)) for _ in range(3)], -1).clip(0, 255).astype(np.uint8)
+        arr = (
+            np.stack([base + rng.normal(0, 20, (H, W)) for _ in range(3)], -1)
+            .clip(0, 255)
+            .astype(np.uint8)
+        )
         p = root / f"pool_{i}.jpg"
         Image.fromarray(arr).save(p, quality=90)
         pool.append(p)
@@ -72,19 +77,26 @@ def make_amazon(root: Path, n: int, pool: list[Path]) -> None:
         q = 1 + i % 5
         items = {
             f"B{i:09d}": {
-                "asin": f"B{i:09d}", "name": "Thing", "quantity": q,
-                "height": {"unit": "IN", "value": 4.2}, "length": {"unit": "IN", "value": 4.7},
-                "width": {"unit": "IN", "value": 4.4}, "weight": {"unit": "pounds", "value": 0.45},
+                "asin": f"B{i:09d}",
+                "name": "Thing",
+                "quantity": q,
+                "height": {"unit": "IN", "value": 4.2},
+                "length": {"unit": "IN", "value": 4.7},
+                "width": {"unit": "IN", "value": 4.4},
+                "weight": {"unit": "pounds", "value": 0.45},
             }
         }
-        (meta / f"{i}.json").write_text(json.dumps({"BIN_FCSKU_DATA": items, "EXPECTED_QUANTITY": q, "image_fname": f"{i}.jpg"}))
+        (meta / f"{i}.json").write_text(
+            json.dumps({"BIN_FCSKU_DATA": items, "EXPECTED_QUANTITY": q, "image_fname": f"{i}.jpg"})
+        )
 
 
 def cvpipe_import(fmt: str, src: str, out: str, images: str | None) -> int:
-    from cvpipe.data.importers import ImportOptions, import_dataset
+    """What ``cvpipe import`` does: stream records to disk, print a summary."""
+    from cvpipe.data.importers import ImportOptions, run_import
 
-    ds = import_dataset(fmt, src, out, ImportOptions(images=images))
-    return len(ds)
+    summary = run_import(fmt, src, out, ImportOptions(images=images))
+    return int(summary.info.import_report["images"])
 
 
 def naive_import(fmt: str, src: str, out: str, images: str | None, limit: int) -> int:
@@ -96,9 +108,20 @@ def naive_import(fmt: str, src: str, out: str, images: str | None, limit: int) -
             img = Path(src) / root.findtext("filename", "")
             with Image.open(img) as im:
                 rgb = im.convert("RGB")  # full decode, the usual way to "check" an image
-            boxes = [[float(o.findtext(f"bndbox/{k}", "0")) for k in ("xmin", "ymin", "xmax", "ymax")] for o in root.iter("object")]
+            boxes = [
+                [float(o.findtext(f"bndbox/{k}", "0")) for k in ("xmin", "ymin", "xmax", "ymax")]
+                for o in root.iter("object")
+            ]
             labels = [o.findtext("name") for o in root.iter("object")]
-            records.append({"file": str(img), "width": rgb.width, "height": rgb.height, "boxes": boxes, "labels": labels})
+            records.append(
+                {
+                    "file": str(img),
+                    "width": rgb.width,
+                    "height": rgb.height,
+                    "boxes": boxes,
+                    "labels": labels,
+                }
+            )
     else:
         files = sorted(Path(src).glob("*.json"))[:limit]
         for m in files:
@@ -106,7 +129,15 @@ def naive_import(fmt: str, src: str, out: str, images: str | None, limit: int) -
             img = Path(images or "") / obj["image_fname"]
             with Image.open(img) as im:
                 rgb = im.convert("RGB")
-            records.append({"file": str(img), "width": rgb.width, "height": rgb.height, "count": obj["EXPECTED_QUANTITY"], "meta": obj})
+            records.append(
+                {
+                    "file": str(img),
+                    "width": rgb.width,
+                    "height": rgb.height,
+                    "count": obj["EXPECTED_QUANTITY"],
+                    "meta": obj,
+                }
+            )
     Path(out).mkdir(parents=True, exist_ok=True)
     (Path(out) / "manifest.json").write_text(json.dumps(records))
     return len(records)
@@ -127,19 +158,49 @@ def main() -> None:
             "voc": (str(work / "voc"), None),
             "amazon": (str(work / "abid" / "metadata"), str(work / "abid" / "bin-images")),
         }
+        make_voc(work / "voc_small", n // 10, pool)
+        make_amazon(work / "abid_small", n // 10, pool)
+        small = {
+            "voc": (str(work / "voc_small"), None),
+            "amazon": (
+                str(work / "abid_small" / "metadata"),
+                str(work / "abid_small" / "bin-images"),
+            ),
+        }
         for key, (src, images) in cases.items():
             fmt = "voc" if key == "voc" else "amazon-bin"
-            t_c, rss_c, n_c = run_isolated(cvpipe_import, fmt, src, str(work / f"out_c_{key}"), images)
-            t_n, rss_n, n_n = run_isolated(naive_import, "voc" if key == "voc" else "amazon", src, str(work / f"out_n_{key}"), images, n_naive)
+            t_c, rss_c, n_c = run_isolated(
+                cvpipe_import, fmt, src, str(work / f"out_c_{key}"), images
+            )
+            t_n, rss_n, n_n = run_isolated(
+                naive_import,
+                "voc" if key == "voc" else "amazon",
+                src,
+                str(work / f"out_n_{key}"),
+                images,
+                n_naive,
+            )
             ips_c, ips_n = n_c / t_c, n_n / t_n
             details[key] = {
-                "cvpipe_images": n_c, "cvpipe_img_per_s": round(ips_c, 1), "cvpipe_peak_rss_mib": round(rss_c, 1),
-                "naive_images": n_n, "naive_img_per_s": round(ips_n, 1), "naive_peak_rss_mib": round(rss_n, 1),
+                "cvpipe_images": n_c,
+                "cvpipe_img_per_s": round(ips_c, 1),
+                "cvpipe_peak_rss_mib": round(rss_c, 1),
+                "naive_images": n_n,
+                "naive_img_per_s": round(ips_n, 1),
+                "naive_peak_rss_mib": round(rss_n, 1),
             }
-            print(f"{key:7s} cvpipe {n_c} images {ips_c:8.1f} img/s peak {rss_c:6.1f} MiB | "
-                  f"naive {n_n} images {ips_n:8.1f} img/s peak {rss_n:6.1f} MiB", flush=True)
+            print(
+                f"{key:7s} cvpipe {n_c} images {ips_c:8.1f} img/s peak {rss_c:6.1f} MiB | "
+                f"naive {n_n} images {ips_n:8.1f} img/s peak {rss_n:6.1f} MiB",
+                flush=True,
+            )
             figures[f"{key}_speedup"] = round(ips_c / ips_n, 1)
+            _, rss_small, _ = run_isolated(
+                cvpipe_import, fmt, small[key][0], str(work / f"out_s_{key}"), small[key][1]
+            )
+            details[key]["cvpipe_peak_rss_mib_at_tenth"] = round(rss_small, 1)
             figures[f"{key}_rss_mib"] = round(rss_c, 1)
+            figures[f"{key}_rss_growth_mib"] = round(rss_c - rss_small, 1)
         figures["records"] = n
         report("import_speed", figures, details)
     finally:

@@ -12,7 +12,13 @@ from PIL import Image
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
-def write_image(path: Path, size: tuple[int, int] = (48, 32), fmt: str | None = None, mode: str = "RGB", seed: int = 0) -> Path:
+def write_image(
+    path: Path,
+    size: tuple[int, int] = (48, 32),
+    fmt: str | None = None,
+    mode: str = "RGB",
+    seed: int = 0,
+) -> Path:
     """Write a small random image of ``size`` (w, h); ``fmt`` overrides the extension's format."""
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

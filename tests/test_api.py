@@ -38,8 +38,15 @@ def test_pipeline_through_the_python_api(tmp_path: Path) -> None:
     assert splits == {"train": 18, "val": 6, "test": 6}
 
     result = cvpipe.train(
-        tmp_path / "ds", tmp_path / "run", model="base_cnn", weights="none", input_size=32,
-        epochs=2, batch_size=8, workers=0, overrides=["optimizer.lr=0.01"],
+        tmp_path / "ds",
+        tmp_path / "run",
+        model="base_cnn",
+        weights="none",
+        input_size=32,
+        epochs=2,
+        batch_size=8,
+        workers=0,
+        overrides=["optimizer.lr=0.01"],
     )
     assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
     assert result is not None

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from cvpipe.config import Config, dump_config, load_config, parse_override, read_yaml
 from cvpipe.errors import ConfigError
@@ -23,7 +24,9 @@ class TrainLike(Config):
 def test_defaults_file_flags_overrides_precedence(tmp_path: Path) -> None:
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text("epochs: 5\nbatch_size: 8\noptim:\n  lr: 0.01\n")
-    cfg = load_config(TrainLike, cfg_file, overrides=["optim.lr=0.002"], values={"batch_size": 16, "epochs": None})
+    cfg = load_config(
+        TrainLike, cfg_file, overrides=["optim.lr=0.002"], values={"batch_size": 16, "epochs": None}
+    )
     assert cfg.epochs == 5  # file (flag None ignored)
     assert cfg.batch_size == 16  # flag beats file
     assert cfg.optim.lr == pytest.approx(0.002)  # --set beats everything
@@ -74,7 +77,7 @@ def test_yaml_errors_are_located(tmp_path: Path) -> None:
 
 def test_config_is_frozen_and_round_trips(tmp_path: Path) -> None:
     cfg = load_config(TrainLike, overrides=["tags=[a, b]"])
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         cfg.epochs = 3  # type: ignore[misc]
     dump_config(cfg, tmp_path / "out.yaml")
     again = load_config(TrainLike, tmp_path / "out.yaml")

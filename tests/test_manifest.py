@@ -12,7 +12,16 @@ from cvpipe.errors import DatasetError, DatasetFormatError
 def _ds(root: Path, task: str = "detect") -> Dataset:
     info = DatasetInfo(name="t", task=task, classes=["a", "b"])  # type: ignore[arg-type]
     recs = [
-        Record("x", "x.jpg", 10, 8, "train", boxes=[[0, 0, 5, 5]], labels=[1], meta={"box_meta": [{"difficult": 0}]}),
+        Record(
+            "x",
+            "x.jpg",
+            10,
+            8,
+            "train",
+            boxes=[[0, 0, 5, 5]],
+            labels=[1],
+            meta={"box_meta": [{"difficult": 0}]},
+        ),
         Record("y", "y.jpg", 10, 8, None, boxes=[], labels=[]),
     ]
     return Dataset(root, info, recs)

@@ -12,12 +12,20 @@ from cvpipe.engine.config import TrainConfig
 from cvpipe.models.classification import MODELS
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*.yaml"))
-CLASSIFIER_RECIPES = [p for p in RECIPES if (yaml.safe_load(p.read_text()) or {}).get("model") in MODELS]
+CLASSIFIER_RECIPES = [
+    p for p in RECIPES if (yaml.safe_load(p.read_text()) or {}).get("model") in MODELS
+]
 
 
 def test_reference_projects_have_recipes() -> None:
     names = {p.stem for p in CLASSIFIER_RECIPES}
-    assert {"seed001_custom_cnn", "seed001_resnet50", "seed002_resnext101", "seed003_vgg16", "demo_counter"} <= names
+    assert {
+        "seed001_custom_cnn",
+        "seed001_resnet50",
+        "seed002_resnext101",
+        "seed003_vgg16",
+        "demo_counter",
+    } <= names
 
 
 @pytest.mark.parametrize("path", CLASSIFIER_RECIPES, ids=lambda p: p.stem)

@@ -79,7 +79,9 @@ def demo_data(out: str | Path, **options: Any) -> Any:
     return _generate(out, **options)
 
 
-def train(dataset: str | Path, out: str | Path, *, overrides: list[str] | None = None, **config: Any) -> Any:
+def train(
+    dataset: str | Path, out: str | Path, *, overrides: list[str] | None = None, **config: Any
+) -> Any:
     """``cvpipe train``: train into the run directory ``out``; returns the RunResult.
 
     Keyword options are TrainConfig keys (``model="resnet18", epochs=5``); ``overrides``

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-
 _umask_lock = threading.Lock()
 _umask: int | None = None
 
@@ -31,7 +30,9 @@ def _file_mode() -> int:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO[Any]]:
+def atomic_open(
+    path: str | Path, mode: str = "w", encoding: str | None = "utf-8"
+) -> Iterator[IO[Any]]:
     """Open a temporary file that replaces ``path`` only when the block exits cleanly.
 
     Example:
@@ -69,7 +70,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> None:
     """Write ``obj`` as JSON atomically (NaN is written as null-safe via allow_nan=False)."""
-    atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=_default) + "\n")
+    atomic_write_text(
+        path, json.dumps(obj, indent=indent, ensure_ascii=False, default=_default) + "\n"
+    )
 
 
 def _default(obj: Any) -> Any:

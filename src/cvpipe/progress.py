@@ -40,7 +40,16 @@ def track(
         return
     from tqdm.auto import tqdm
 
-    bar = tqdm(iterable, total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False, **kwargs)
+    bar = tqdm(
+        iterable,
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        leave=False,
+        **kwargs,
+    )
     try:
         yield from bar
     finally:
@@ -55,7 +64,9 @@ class Bar:
         if _enabled:
             from tqdm.auto import tqdm
 
-            self._bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+            self._bar = tqdm(
+                total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False
+            )
 
     def update(self, n: int = 1) -> None:
         if self._bar is not None:

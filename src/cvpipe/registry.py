@@ -65,9 +65,7 @@ class Registry(Generic[T]):
         except KeyError:
             hint = suggest(name, list(self._items))
             valid = ", ".join(sorted(self._items))
-            raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; {hint}valid: {valid}"
-            ) from None
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; {hint}valid: {valid}") from None
 
     def names(self, pattern: str | None = None) -> list[str]:
         """Sorted registered names, optionally filtered by a shell-style pattern."""

@@ -38,5 +38,7 @@ def test_every_available_verb_has_help_with_examples(capsys: pytest.CaptureFixtu
 
 def test_console_script_starts_without_torch() -> None:
     code = "import sys; from cvpipe.cli.main import main; main(['--help']); print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip().endswith("False")

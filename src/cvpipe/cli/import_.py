@@ -26,17 +26,34 @@ Problems (broken files, boxes outside images, ...) are listed in OUT/import_repo
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from cvpipe.data.importers import IMPORTERS
 
-    p.add_argument("format", choices=IMPORTERS.names(), metavar="FORMAT", help=f"one of: {', '.join(IMPORTERS.names())}")
+    p.add_argument(
+        "format",
+        choices=IMPORTERS.names(),
+        metavar="FORMAT",
+        help=f"one of: {', '.join(IMPORTERS.names())}",
+    )
     p.add_argument("source", help="annotation file or folder to import")
     p.add_argument("--out", required=True, help="output dataset directory")
     p.add_argument("--images", help="image folder, when images are kept apart from the annotations")
-    p.add_argument("--task", choices=["classify", "count", "detect"], help="override the format's task")
-    p.add_argument("--classes", help="comma-separated classes to keep, in order (names or Open Images MIDs)")
+    p.add_argument(
+        "--task", choices=["classify", "count", "detect"], help="override the format's task"
+    )
+    p.add_argument(
+        "--classes", help="comma-separated classes to keep, in order (names or Open Images MIDs)"
+    )
     p.add_argument("--counts", help="amazon-bin: count range kept, e.g. 1-5 (default) or 0-5")
     p.add_argument("--descriptions", help="openimages: class-descriptions CSV (MID,name)")
-    p.add_argument("--min-confidence", type=float, help="openimages: ignore rows below this confidence (default 0.5)")
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        help="openimages: ignore rows below this confidence (default 0.5)",
+    )
     p.add_argument("--copy", action="store_true", default=None, help="copy images into OUT/images")
-    p.add_argument("--on-error", choices=["fail", "skip"], help="stop at the first unusable file, or skip and report it (default)")
+    p.add_argument(
+        "--on-error",
+        choices=["fail", "skip"],
+        help="stop at the first unusable file, or skip and report it (default)",
+    )
     p.add_argument("--name", help="dataset name (default: output folder name)")
 
 
@@ -63,11 +80,23 @@ def run(args: argparse.Namespace) -> int:
     info = result.info
     summary = info.import_report
     unit = "objects" if info.task == "detect" else "images"
-    rows = [[c, n] for c, n in zip(info.classes, result.class_counts)]
-    echo(table(rows, ["class", unit], title=f"{info.name}: {summary['images']} images, task {info.task}"))
+    rows = [[c, n] for c, n in zip(info.classes, result.class_counts, strict=True)]
+    echo(
+        table(
+            rows,
+            ["class", unit],
+            title=f"{info.name}: {summary['images']} images, task {info.task}",
+        )
+    )
     problems = summary.get("problems", {})
     if problems:
         echo("")
-        echo(table(sorted(problems.items()), ["problem", "count"], title="problems (details in import_report.json):"))
+        echo(
+            table(
+                sorted(problems.items()),
+                ["problem", "count"],
+                title="problems (details in import_report.json):",
+            )
+        )
     echo(f"\ndataset written to {args.out}")
     return 0

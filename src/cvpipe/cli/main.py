@@ -26,7 +26,11 @@ from cvpipe.errors import CvpipeError
 from cvpipe.registry import suggest
 
 VERBS: list[tuple[str, str, str]] = [
-    ("import", "import_", "import a labelled image set (imagefolder, amazon-bin, openimages, voc, coco, yolo)"),
+    (
+        "import",
+        "import_",
+        "import a labelled image set (imagefolder, amazon-bin, openimages, voc, coco, yolo)",
+    ),
     ("export-data", "export_data", "write a dataset as coco, voc, yolo or imagefolder"),
     ("validate", "validate", "decode every image, check boxes, find duplicates; report or clean"),
     ("eda", "eda", "exploratory report: class balance, sizes, boxes, samples (HTML + JSON)"),
@@ -77,12 +81,20 @@ def add_common(p: argparse.ArgumentParser, config: bool = True) -> None:
     """Flags every verb shares."""
     g = p.add_argument_group("common options")
     if config:
-        g.add_argument("--config", metavar="FILE", help="YAML config file (flags and --set override it)")
         g.add_argument(
-            "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+            "--config", metavar="FILE", help="YAML config file (flags and --set override it)"
+        )
+        g.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
             help="override a config key, e.g. --set seed=3 (repeatable; dotted keys reach sections)",
         )
-    g.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    g.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
+    )
     g.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -91,7 +103,9 @@ def build_verb_parser(name: str, module: ModuleType) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"cvpipe {name}",
         description=module.__doc__.strip().splitlines()[0] if module.__doc__ else module.HELP,
-        epilog="examples:\n" + module.EXAMPLES.strip("\n") if getattr(module, "EXAMPLES", "") else None,
+        epilog="examples:\n" + module.EXAMPLES.strip("\n")
+        if getattr(module, "EXAMPLES", "")
+        else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     module.add_arguments(p)
@@ -108,10 +122,14 @@ def _setup_logging(args: argparse.Namespace) -> None:
         level = logging.DEBUG
     if args.quiet:
         level = logging.ERROR
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     logging.getLogger("cvpipe").setLevel(level)
     force = os.environ.get("CVPIPE_PROGRESS")
-    progress.enable(not args.no_progress and (force == "1" or (force != "0" and sys.stderr.isatty())))
+    progress.enable(
+        not args.no_progress and (force == "1" or (force != "0" and sys.stderr.isatty()))
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     module = _load(table[name][1]) if name in table else None
     if module is None:
         hint = suggest(name, [v[0] for v in _available()])
-        print(f"cvpipe: unknown verb {name!r}; {hint}run 'cvpipe --help' for the list", file=sys.stderr)
+        print(
+            f"cvpipe: unknown verb {name!r}; {hint}run 'cvpipe --help' for the list",
+            file=sys.stderr,
+        )
         return 2
     args = build_verb_parser(name, module).parse_args(argv[1:])
     _setup_logging(args)

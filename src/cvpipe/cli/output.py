@@ -25,7 +25,10 @@ def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], title: str | No
     numeric = [all(_is_num(r[i]) for r in rows) if rows else False for i in range(len(headers))]
 
     def line(vals: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if numeric[i] else v.ljust(w) for i, (v, w) in enumerate(zip(vals, widths))).rstrip()
+        return "  ".join(
+            v.rjust(w) if numeric[i] else v.ljust(w)
+            for i, (v, w) in enumerate(zip(vals, widths, strict=False))
+        ).rstrip()
 
     out = []
     if title:

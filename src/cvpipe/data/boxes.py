@@ -24,7 +24,12 @@ def xyxy_to_xywh(b: Sequence[float]) -> Box:
 def cxcywh_norm_to_xyxy(b: Sequence[float], width: int, height: int) -> Box:
     """YOLO ``[cx, cy, w, h]`` normalised to 0..1 → absolute xyxy."""
     cx, cy, w, h = (float(v) for v in b)
-    return [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height]
+    return [
+        (cx - w / 2) * width,
+        (cy - h / 2) * height,
+        (cx + w / 2) * width,
+        (cy + h / 2) * height,
+    ]
 
 
 def xyxy_to_cxcywh_norm(b: Sequence[float], width: int, height: int) -> Box:
@@ -32,7 +37,9 @@ def xyxy_to_cxcywh_norm(b: Sequence[float], width: int, height: int) -> Box:
     return [(x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width, (y2 - y1) / height]
 
 
-def norm_xxyy_to_xyxy(xmin: float, xmax: float, ymin: float, ymax: float, width: int, height: int) -> Box:
+def norm_xxyy_to_xyxy(
+    xmin: float, xmax: float, ymin: float, ymax: float, width: int, height: int
+) -> Box:
     """Open Images ``XMin, XMax, YMin, YMax`` (0..1) → absolute xyxy."""
     return [xmin * width, ymin * height, xmax * width, ymax * height]
 
@@ -48,7 +55,12 @@ def is_outside(b: Sequence[float], width: int, height: int, tol: float = 0.5) ->
 
 def clip(b: Sequence[float], width: int, height: int) -> Box:
     x1, y1, x2, y2 = (float(v) for v in b)
-    return [min(max(x1, 0.0), width), min(max(y1, 0.0), height), min(max(x2, 0.0), width), min(max(y2, 0.0), height)]
+    return [
+        min(max(x1, 0.0), width),
+        min(max(y1, 0.0), height),
+        min(max(x2, 0.0), width),
+        min(max(y2, 0.0), height),
+    ]
 
 
 def is_degenerate(b: Sequence[float], min_size: float = 1e-3) -> bool:

@@ -13,7 +13,18 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+IMAGE_EXTENSIONS = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".bmp",
+    ".gif",
+    ".webp",
+    ".tif",
+    ".tiff",
+    ".ppm",
+    ".pgm",
+)
 
 # extension → PIL format names it may legitimately hold
 _EXT_FORMATS = {
@@ -83,7 +94,9 @@ def probe(path: str | Path) -> ImageInfo:
     return info
 
 
-def decode(path: str | Path, mode: str | None = "RGB", draft: tuple[int, int] | None = None) -> Image.Image:
+def decode(
+    path: str | Path, mode: str | None = "RGB", draft: tuple[int, int] | None = None
+) -> Image.Image:
     """Fully decode an image (strict: truncated files raise).
 
     Args:

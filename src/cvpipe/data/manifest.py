@@ -226,23 +226,35 @@ class Dataset:
             if self.task == "classify":
                 if r.label is None or not 0 <= r.label < n:
                     raise DatasetFormatError(
-                        f"label {r.label!r} is not a class index in 0..{n - 1}", path=path, line=i, field="label"
+                        f"label {r.label!r} is not a class index in 0..{n - 1}",
+                        path=path,
+                        line=i,
+                        field="label",
                     )
             elif self.task == "count":
                 if r.count is None or str(r.count) not in self.classes:
                     raise DatasetFormatError(
-                        f"count {r.count!r} is not one of the classes {self.classes}", path=path, line=i, field="count"
+                        f"count {r.count!r} is not one of the classes {self.classes}",
+                        path=path,
+                        line=i,
+                        field="count",
                     )
             else:
                 boxes, labels = r.boxes or [], r.labels or []
                 if len(boxes) != len(labels):
                     raise DatasetFormatError(
-                        f"{len(boxes)} boxes but {len(labels)} labels", path=path, line=i, field="labels"
+                        f"{len(boxes)} boxes but {len(labels)} labels",
+                        path=path,
+                        line=i,
+                        field="labels",
                     )
                 bad = [lab for lab in labels if not 0 <= lab < n]
                 if bad:
                     raise DatasetFormatError(
-                        f"labels {bad} are not class indices in 0..{n - 1}", path=path, line=i, field="labels"
+                        f"labels {bad} are not class indices in 0..{n - 1}",
+                        path=path,
+                        line=i,
+                        field="labels",
                     )
 
     def derive(self, records: list[Record], **info_updates: Any) -> Dataset:
@@ -275,7 +287,9 @@ def read_info(root: Path) -> DatasetInfo:
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset directory not found (create one with 'cvpipe import')")
     if not path.is_file():
-        raise DatasetError(f"{path}: missing; is {root} a cvpipe dataset? (create one with 'cvpipe import')")
+        raise DatasetError(
+            f"{path}: missing; is {root} a cvpipe dataset? (create one with 'cvpipe import')"
+        )
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         return DatasetInfo.model_validate(data)
@@ -288,7 +302,9 @@ def read_info(root: Path) -> DatasetInfo:
 
 
 def write_info(root: Path, info: DatasetInfo) -> None:
-    text = yaml.safe_dump(info.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True)
+    text = yaml.safe_dump(
+        info.model_dump(mode="json", exclude_none=True), sort_keys=False, allow_unicode=True
+    )
     atomic_write_text(root / DATASET_YAML, text)
 
 

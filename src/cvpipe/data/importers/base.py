@@ -161,14 +161,19 @@ class Importer(ABC):
             info = probe(path)
         except ImageReadError as exc:
             self.problems.add(
-                path, f"image_{exc.kind}", exc.message + (f" (referenced by {where})" if where else ""),
-                "skipped image", fatal=True,
+                path,
+                f"image_{exc.kind}",
+                exc.message + (f" (referenced by {where})" if where else ""),
+                "skipped image",
+                fatal=True,
             )
             return None
         if info.ext_mismatch(path):
             self.problems.add(
-                path, "extension_mismatch",
-                f"file is {info.format} but named {path.suffix}", "kept; decoded by content",
+                path,
+                "extension_mismatch",
+                f"file is {info.format} but named {path.suffix}",
+                "kept; decoded by content",
             )
         return info
 
@@ -185,7 +190,8 @@ def _fix_boxes(raw: RawRecord, info: ImageInfo, problems: ProblemLog) -> None:
     for i, (b, lab) in enumerate(zip(raw.boxes, labels, strict=True)):
         if B.is_outside(b, info.width, info.height):
             problems.add(
-                where, "box_outside",
+                where,
+                "box_outside",
                 f"box {i} {[round(v, 1) for v in b]} ({lab}) extends outside the {info.width}x{info.height} image",
                 "clipped to the image",
             )
@@ -193,7 +199,12 @@ def _fix_boxes(raw: RawRecord, info: ImageInfo, problems: ProblemLog) -> None:
         else:
             b = B.clip(b, info.width, info.height)  # sub-pixel rounding only
         if B.is_degenerate(b):
-            problems.add(where, "box_zero_area", f"box {i} {[round(v, 1) for v in b]} ({lab}) has zero area", "dropped box")
+            problems.add(
+                where,
+                "box_zero_area",
+                f"box {i} {[round(v, 1) for v in b]} ({lab}) has zero area",
+                "dropped box",
+            )
             continue
         keep_b.append(b)
         keep_l.append(lab)
@@ -294,7 +305,11 @@ def run_import(
         if n_images == 0:
             raise DatasetError(
                 f"{source}: no usable images found for format {format!r}"
-                + (f" ({len(problems)} problems; first: {problems.problems[0].file}: {problems.problems[0].message})" if len(problems) else "")
+                + (
+                    f" ({len(problems)} problems; first: {problems.problems[0].file}: {problems.problems[0].message})"
+                    if len(problems)
+                    else ""
+                )
             )
         classes = _class_table(importer, options, seen)
         _rewrite_with_indices(tmp, out / MANIFEST, classes, importer.task)
@@ -323,7 +338,9 @@ def run_import(
     return ImportSummary(out, info, [per_class.get(c, 0) for c in classes])
 
 
-def _finish(raw: RawRecord, importer: Importer, image_root: Path, out: Path, problems: ProblemLog) -> Record | None:
+def _finish(
+    raw: RawRecord, importer: Importer, image_root: Path, out: Path, problems: ProblemLog
+) -> Record | None:
     info = raw.info or importer.probe_image(raw.path, raw.where)
     if info is None:
         return None
@@ -393,4 +410,3 @@ def _relative_root(image_root: Path, out: Path) -> str:
         return os.path.relpath(image_root, out.resolve())
     except ValueError:  # different drives on Windows
         return str(image_root)
-

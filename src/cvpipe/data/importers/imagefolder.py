@@ -22,7 +22,15 @@ from cvpipe.data.importers.base import IMPORTERS, Importer, RawRecord
 from cvpipe.data.manifest import Task
 from cvpipe.errors import DatasetError
 
-SPLIT_ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "test": "test", "testing": "test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
 
 
 @IMPORTERS.register("imagefolder")
@@ -33,9 +41,13 @@ class ImageFolderImporter(Importer):
     def _layout(self) -> list[tuple[str | None, Path]]:
         if not self.source.is_dir():
             raise DatasetError(f"{self.source}: imagefolder expects a directory of class folders")
-        subdirs = sorted(p for p in self.source.iterdir() if p.is_dir() and not p.name.startswith("."))
+        subdirs = sorted(
+            p for p in self.source.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
         if not subdirs:
-            raise DatasetError(f"{self.source}: no class folders found (expected SOURCE/<class>/image.jpg)")
+            raise DatasetError(
+                f"{self.source}: no class folders found (expected SOURCE/<class>/image.jpg)"
+            )
         split_dirs = [d for d in subdirs if d.name.lower() in SPLIT_ALIASES]
         if split_dirs and len(split_dirs) == len(subdirs):
             return [(SPLIT_ALIASES[d.name.lower()], d) for d in split_dirs]
@@ -44,10 +56,17 @@ class ImageFolderImporter(Importer):
     def records(self) -> Iterator[RawRecord]:
         wanted = set(self.options.classes or [])
         for split, base in self._layout():
-            for class_dir in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for class_dir in sorted(
+                p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")
+            ):
                 name = class_dir.name
                 if wanted and name not in wanted:
-                    self.problems.add(class_dir, "class_not_selected", f"class folder {name!r} not in --classes", "left out")
+                    self.problems.add(
+                        class_dir,
+                        "class_not_selected",
+                        f"class folder {name!r} not in --classes",
+                        "left out",
+                    )
                     continue
                 count = self._count(name, class_dir)
                 if self.task == "count" and count is None:
@@ -56,7 +75,12 @@ class ImageFolderImporter(Importer):
                     if not path.is_file() or path.name.startswith("."):
                         continue
                     if not is_image_file(path):
-                        self.problems.add(path, "not_an_image", f"unexpected file type {path.suffix!r}", "skipped file")
+                        self.problems.add(
+                            path,
+                            "not_an_image",
+                            f"unexpected file type {path.suffix!r}",
+                            "skipped file",
+                        )
                         continue
                     rel = path.relative_to(self.source).with_suffix("").as_posix()
                     yield RawRecord(
@@ -71,12 +95,23 @@ class ImageFolderImporter(Importer):
         if self.task != "count":
             return None
         if not name.isdigit():
-            self.problems.add(class_dir, "class_not_a_count", f"folder {name!r} is not an integer count", "left out", fatal=True)
+            self.problems.add(
+                class_dir,
+                "class_not_a_count",
+                f"folder {name!r} is not an integer count",
+                "left out",
+                fatal=True,
+            )
             return None
         lo, hi = self.options.count_range()
         value = int(name)
         if not lo <= value <= hi:
-            self.problems.add(class_dir, "count_out_of_range", f"count {value} outside --counts {self.options.counts}", "left out")
+            self.problems.add(
+                class_dir,
+                "count_out_of_range",
+                f"count {value} outside --counts {self.options.counts}",
+                "left out",
+            )
             return None
         return value
 
@@ -85,5 +120,7 @@ class ImageFolderImporter(Importer):
             return list(self.options.classes)
         names: set[str] = set()
         for _, base in self._layout():
-            names.update(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+            names.update(
+                p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")
+            )
         return sorted(names)
