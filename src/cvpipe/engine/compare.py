@@ -137,6 +137,14 @@ def compare_runs(
     """
     if len(runs) < 2:
         raise ConfigError("compare needs at least two runs (the first is the baseline)")
+    from cvpipe.engine.detect_compare import compare_detectors, task_of
+
+    if task_of(runs[0]) == "detect":  # detectors: mAP, PR curves, bootstrap of the mAP gap
+        return compare_detectors(
+            runs, names=names, data=data, split=split, which=which, out=out,
+            batch_size=batch_size, workers=workers, device=device, n_resamples=n_resamples,
+            seed=seed, report=report,
+        )  # fmt: skip
     out_dir = Path(out)
     labels = run_names(runs, names)
     sel = select_eval_data(runs[0], data, split)

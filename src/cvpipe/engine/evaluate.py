@@ -30,7 +30,7 @@ import numpy as np
 
 from cvpipe import progress
 from cvpipe.data.manifest import Dataset, Record
-from cvpipe.engine.predictor import Predictor
+from cvpipe.engine.predictor import BasePredictor, Predictor
 from cvpipe.errors import CheckpointError, DatasetError
 from cvpipe.io import atomic_open, read_json, write_json
 from cvpipe.metrics.classification import ClassificationEvaluator
@@ -180,7 +180,7 @@ def evaluate_run(
     device: str = "cpu",
     report: bool = True,
     max_mistakes: int = 32,
-    predictor: Predictor | None = None,
+    predictor: BasePredictor | None = None,
     selection: EvalData | None = None,
 ) -> EvalResult:
     """Evaluate a run and write ``metrics.json``, ``predictions.jsonl`` and ``report.html``.
@@ -196,7 +196,9 @@ def evaluate_run(
         device: ``cpu``, ``cuda`` or ``auto``.
         report: also write the HTML report.
         max_mistakes: mistakes shown in the report's grid (most confident first).
-        predictor: an already loaded predictor (skips loading the checkpoint).
+        predictor: an already loaded predictor (skips loading the checkpoint); detect
+            runs and detection predictors go to
+            :func:`cvpipe.engine.detect_evaluate.evaluate_detect_run` (same outputs).
         selection: already resolved data (from :func:`select_eval_data`); overrides
             ``data`` and ``split``.
 
@@ -208,7 +210,14 @@ def evaluate_run(
     """
     run = Path(run)
     sel = selection or select_eval_data(run, data, split)
-    pred = predictor or Predictor.from_run(run, which=which, device=device)
+    pred: Any = predictor or BasePredictor.from_run(run, which=which, device=device)
+    if pred.card.task == "detect":
+        from cvpipe.engine.detect_evaluate import evaluate_detect_run
+
+        return evaluate_detect_run(
+            run, pred, sel, which=which, out=out, batch_size=batch_size, workers=workers,
+            report=report,
+        )  # fmt: skip
     if not isinstance(pred, Predictor):
         raise CheckpointError(f"{run}: evaluation supports classify and count runs only")
     check_compatible(pred.card, sel.dataset, run)

@@ -8,7 +8,8 @@ file, in input order, as soon as their batch is done. An unreadable file yields 
 with ``error`` set instead of stopping the stream.
 
 Predictors are chosen by the run's task through :data:`PREDICTORS` (``classify`` and
-``count`` → :class:`Predictor`); a detection predictor registers itself for ``detect``.
+``count`` → :class:`Predictor`; ``detect`` →
+:class:`cvpipe.engine.detect_predictor.DetectionPredictor`, registered on import).
 
 Example:
     >>> p = Predictor.from_run("runs/bins")  # doctest: +SKIP
@@ -102,6 +103,7 @@ class BasePredictor:
             CheckpointError: the run's task has no predictor (yet), or this class does not
                 handle it; errors of :func:`cvpipe.engine.runs.load_model` pass through.
         """
+        from cvpipe.engine import detect_predictor  # noqa: F401 - registers "detect"
         from cvpipe.engine.runs import load_model
 
         model, card = load_model(run, which=which)

