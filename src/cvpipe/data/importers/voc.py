@@ -24,7 +24,9 @@ sorted names.
 
 from __future__ import annotations
 
+import itertools
 import math
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -64,7 +66,9 @@ class VocImporter(Importer):
         if images is None and self.voc_layout and (self.source / "JPEGImages").is_dir():
             images = self.source / "JPEGImages"
         self.images_dir = images
-        self._listings: dict[Path, dict[str, Path]] = {}
+        # directory → {file name (and "\0" + lower-cased name): actual name}; plain strings
+        # keep this index small for folders of 100k+ images
+        self._listings: dict[Path, dict[str, str]] = {}
         self._seen: set[str] = set()
 
     def image_root(self) -> Path:
@@ -73,20 +77,17 @@ class VocImporter(Importer):
     # -- walking ------------------------------------------------------------------------
     def records(self) -> Iterator[RawRecord]:
         splits = self._image_sets()
-        xmls = sorted(
-            p
-            for p in self.ann_root.rglob("*")
-            if p.suffix.lower() == ".xml" and p.is_file() and not _hidden(p, self.ann_root)
-        )
-        if not xmls:
+        xmls = _walk_xml(self.ann_root)
+        first = next(xmls, None)
+        if first is None:
             raise DatasetError(
                 f"{self.ann_root}: no .xml files found (expected Pascal VOC annotations, one per image)"
             )
-        used: set[Path] = set()
-        for xml in xmls:
-            rec = self._read(xml, splits)
+        used: set[str] = set()
+        for xml in itertools.chain([first], xmls):
+            rec = self._read(Path(xml), splits)
             if rec is not None:
-                used.add(rec.path.resolve())
+                used.add(os.path.abspath(rec.path))
                 yield rec
         self._report_unannotated(used)
 
@@ -203,6 +204,10 @@ class VocImporter(Importer):
 
     def _lookup(self, dirs: list[Path], names: list[str]) -> Path | None:
         """First ``dir/name`` that exists: exact name first, then case-insensitive."""
+        for d in dirs:  # the common case needs no directory index at all
+            for n in names:
+                if d not in self._listings and is_image_file(n) and os.path.isfile(d / n):
+                    return d / n
         for d in dirs:
             listing = self._listing(d)
             for n in names:
@@ -211,17 +216,18 @@ class VocImporter(Importer):
             for n in names:
                 hit = listing.get("\0" + n.lower())
                 if hit is not None:
-                    return hit
+                    return d / hit
         return None
 
-    def _listing(self, d: Path) -> dict[str, Path]:
+    def _listing(self, d: Path) -> dict[str, str]:
         if d not in self._listings:
-            table: dict[str, Path] = {}
+            table: dict[str, str] = {}
             if d.is_dir():
-                for p in sorted(d.iterdir()):
-                    if p.is_file() and is_image_file(p):
-                        table[p.name] = p
-                        table.setdefault("\0" + p.name.lower(), p)
+                with os.scandir(d) as it:
+                    names = sorted(e.name for e in it if e.is_file() and is_image_file(e.name))
+                for name in names:
+                    table[name] = name
+                    table.setdefault("\0" + name.lower(), name)
             self._listings[d] = table
         return self._listings[d]
 
@@ -273,20 +279,24 @@ class VocImporter(Importer):
             )
         return found
 
-    def _report_unannotated(self, used: set[Path]) -> None:
+    def _report_unannotated(self, used: set[str]) -> None:
         roots = [self.images_dir] if self.images_dir is not None else []
         if not self.voc_layout:
             roots.append(self.source)
-        seen: set[Path] = set()
+        seen: set[str] = set()
         for root in roots:
-            for p in sorted(root.rglob("*")):
-                if not is_image_file(p) or not p.is_file() or _hidden(p, root):
-                    continue
-                real = p.resolve()
-                if real in used or real in seen:
-                    continue
-                seen.add(real)
-                self.problems.add(p, "no_annotation", "image has no VOC .xml file", "left out")
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for name in sorted(filenames):
+                    if name.startswith(".") or not is_image_file(name):
+                        continue
+                    plain = os.path.abspath(os.path.join(dirpath, name))
+                    if plain in used or plain in seen:
+                        continue
+                    seen.add(plain)
+                    self.problems.add(
+                        plain, "no_annotation", "image has no VOC .xml file", "left out"
+                    )
 
     # -- fields ---------------------------------------------------------------------------
     def _check_size(self, xml: Path, root: ET.Element, width: int, height: int) -> None:
@@ -408,5 +418,10 @@ def _int_or_none(text: str | None) -> int | None:
     return int(v) if math.isfinite(v) and v.is_integer() else None
 
 
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
+def _walk_xml(root: Path) -> Iterator[str]:
+    """``.xml`` files under ``root`` in sorted order, streamed folder by folder."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.lower().endswith(".xml") and not name.startswith("."):
+                yield os.path.join(dirpath, name)
