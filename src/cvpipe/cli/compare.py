@@ -17,6 +17,13 @@ Each run's RUN/eval/predictions.jsonl is reused when it was made on the same dat
 split and checkpoint; other runs are evaluated into OUT/evals/NAME. Every run is tested
 against the baseline with McNemar's test and a paired bootstrap 95% CI of the accuracy
 difference. Writes OUT/compare.json and OUT/report.html (default OUT: ./compare).
+
+Detectors: the table shows mAP, mAP50/75, AR@1/10/100 and counting per model, with a
+paired bootstrap 95% CI of the mAP difference (images resampled); the report overlays
+PR curves and IoU distributions. Eval folders (e.g. a benchmark model's 'cvpipe eval
+--benchmark-model ... --out DIR') can stand in for runs:
+
+  cvpipe compare evals/tf_ssd runs/ssd512 --names benchmark,ours --out compare/planes
 """
 
 
@@ -63,6 +70,15 @@ def run(args: argparse.Namespace) -> int:
     d = res.data
     if d.get("notice"):
         warn(f"note: {d['notice']}")
+    if d.get("task") == "detect":
+        from cvpipe.engine.detect_compare import overall_table as detect_table
+
+        headers, rows = detect_table(d)
+        echo(table(rows, headers, title=f"{d['n']} images of {d['dataset']} [{d['split']}]"))
+        echo(f"\ncomparison: {res.out_dir / 'compare.json'}")
+        if res.report is not None:
+            echo(f"report:     {res.report}")
+        return 0
     headers, rows = overall_table(d)
     echo(table(rows, headers, title=f"{d['n']} images of {d['dataset']} [{d['split']}]"))
     echo("")

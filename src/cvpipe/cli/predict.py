@@ -1,4 +1,4 @@
-"""Predict image files with a trained run: class and probabilities, or count."""
+"""Predict image files with a trained run: class and probabilities, count, or boxes."""
 
 from __future__ import annotations
 
@@ -26,6 +26,13 @@ get a row with an "error" field; the exit code is 0 unless no image could be pre
 Image URLs come later.
 
   cvpipe predict --server http://127.0.0.1:8000 photo.jpg bins/ [--token T]
+
+Detect runs give per image "detections": [{"box": [x1, y1, x2, y2] pixels, "score",
+"label"}] and "count" (CSV: one row per box). --draw DIR also writes each image with
+its boxes drawn; --score-thresh (default: the run's counting threshold, else 0.5),
+--nms-iou and --max-detections set the detector's post-processing:
+
+  cvpipe predict runs/planes photos/ --draw drawn/ --score-thresh 0.4 --max-detections 20
 
 With --server URL the images are sent to a running 'cvpipe serve' (POST
 /v1/predict/batch, --batch-size images per request) instead of loading a run; give the
@@ -56,6 +63,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--server", metavar="URL", help="send the images to a running 'cvpipe serve' at URL"
     )
     p.add_argument("--token", help="bearer token for --server (default: $CVPIPE_TOKEN)")
+    d = p.add_argument_group("detectors")
+    d.add_argument(
+        "--score-thresh", type=float, help="keep boxes scoring at least this (default: see above)"
+    )
+    d.add_argument("--nms-iou", type=float, help="NMS IoU threshold (default: the run's)")
+    d.add_argument(
+        "--max-detections", type=int, help="boxes per image at most (default: the run's)"
+    )
+    d.add_argument("--draw", metavar="DIR", help="also write the images with their boxes drawn")
     p.add_argument(
         "--timeout", type=float, default=60.0, help="--server: seconds per request (default 60)"
     )
@@ -109,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("give a run and at least one image (or --server URL and images)")
         files, problems = expand_inputs(args.images)
         pred = BasePredictor.from_run(args.run, which=args.which, device=args.device)
+        if pred.card.task == "detect":
+            return run_detect(args, pred, files, problems)
         if not isinstance(pred, Predictor):
             raise ConfigError(
                 f"{args.run}: 'cvpipe predict' handles classify and count runs only for now"
@@ -143,6 +161,78 @@ def run(args: argparse.Namespace) -> int:
         warn(f"{n_bad} input(s) could not be predicted (rows with an error field)")
     if args.out:
         warn(f"{ok} prediction(s) written to {args.out}")
+    if ok == 0:
+        warn("no image could be predicted")
+        return 1
+    return 0
+
+
+def detect_rows(
+    pred: Any, files: list[Any], batch_size: int, workers: int, draw: str | None
+) -> Iterator[dict[str, Any]]:
+    """One row per file: ``detections`` (box xyxy pixels, score, label) and ``count``."""
+    from pathlib import Path
+
+    from cvpipe.engine.detect_predictor import save_drawn
+
+    classes = pred.card.classes
+    used: set[str] = set()
+    for res in pred.predict_paths(files, batch_size=batch_size, workers=workers):
+        if res.error is not None:
+            yield {"file": str(res.path), "error": res.error}
+            continue
+        det = res.output
+        row: dict[str, Any] = {"file": str(res.path), "count": len(det["scores"])}
+        row["detections"] = [
+            {"box": [round(float(v), 2) for v in b], "score": round(float(sc), 6),
+             "label": classes[int(k)]}
+            for b, sc, k in zip(det["boxes"], det["scores"], det["labels"], strict=True)
+        ]  # fmt: skip
+        if draw:
+            name = f"{res.path.stem}.jpg"
+            if name in used:
+                name = f"{res.path.stem}_{res.index}.jpg"
+            used.add(name)
+            save_drawn(res.path, det, classes, Path(draw) / name)
+            row["drawn"] = str(Path(draw) / name)
+        yield row
+
+
+def run_detect(args: argparse.Namespace, pred: Any, files: list[Any], problems: list[Any]) -> int:
+    """``cvpipe predict`` for a detect run: JSON lines or CSV (one row per box)."""
+    from cvpipe.io import atomic_open
+
+    thr = args.score_thresh
+    if thr is None:
+        thr = (pred.card.extra or {}).get("thresholds", {}).get("count_score", 0.5)
+    pred.set_postprocess(
+        score_thresh=float(thr), nms_iou=args.nms_iou, detections_per_img=args.max_detections
+    )
+    header = ["file", "label", "score", "x1", "y1", "x2", "y2", "error"]
+    ok = 0
+    with contextlib.ExitStack() as stack:
+        f: IO[str] = stack.enter_context(atomic_open(args.out)) if args.out else sys.stdout
+        writer = csv.DictWriter(f, fieldnames=header) if args.format == "csv" else None
+        if writer is not None:
+            writer.writeheader()
+        missing = ({"file": item, "error": why} for item, why in problems)
+        found = detect_rows(pred, files, args.batch_size, args.workers, args.draw)
+        for row in itertools.chain(missing, found):
+            ok += "error" not in row
+            if writer is None:
+                _write_json(f, row)
+            elif "error" in row:
+                writer.writerow({"file": row["file"], "error": row["error"]})
+            else:
+                for d in row["detections"]:
+                    x1, y1, x2, y2 = d["box"]
+                    writer.writerow({"file": row["file"], "label": d["label"], "score": d["score"],
+                                     "x1": x1, "y1": y1, "x2": x2, "y2": y2})  # fmt: skip
+    n_bad = len(files) + len(problems) - ok
+    if n_bad:
+        warn(f"{n_bad} input(s) could not be predicted (rows with an error field)")
+    if args.draw:
+        warn(f"drawn images written to {args.draw}")
     if ok == 0:
         warn("no image could be predicted")
         return 1

@@ -120,6 +120,40 @@ def check_postprocess(
         raise ConfigError(f"max detections {detections_per_img}: must be at least 1")
 
 
+def draw_detections(
+    image: Image.Image, det: Detections, classes: Sequence[str], width: int = 2
+) -> Image.Image:
+    """A copy of ``image`` with each box drawn in its class colour and labelled
+    ``class score`` (boxes in pixels of ``image``)."""
+    from PIL import ImageDraw
+
+    from cvpipe.report.gallery import color
+
+    out = image.convert("RGB")
+    draw = ImageDraw.Draw(out)
+    for b, s, k in zip(det["boxes"], det["scores"], det["labels"], strict=True):
+        c = color(int(k))
+        x1, y1, x2, y2 = (float(v) for v in b)
+        draw.rectangle([x1, y1, max(x1, x2), max(y1, y2)], outline=c, width=width)
+        name = classes[int(k)] if 0 <= int(k) < len(classes) else str(int(k))
+        draw.text((x1 + 2, y1 + 1), f"{name} {float(s):.2f}", fill=c)
+    return out
+
+
+def save_drawn(path: str | Path, det: Detections, classes: Sequence[str], dest: str | Path) -> Path:
+    """Decode ``path`` at full size, draw ``det`` on it, write JPEG ``dest`` atomically.
+
+    Raises:
+        ImageReadError: the source image cannot be decoded.
+    """
+    from cvpipe.io import atomic_open
+
+    drawn = draw_detections(decode(path, "RGB"), det, classes)
+    with atomic_open(dest, "wb") as f:
+        drawn.save(f, format="JPEG", quality=90)
+    return Path(dest)
+
+
 class DetectStream:
     """Decoding, batching and box rescaling shared by every detection predictor.
 
