@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from cvpipe.data.manifest import Dataset, Record
+from cvpipe.io import atomic_write_bytes
 from cvpipe.report import Report, gallery, plots
 
 STAT_ROWS = ("count", "mean", "std", "min", "q25", "median", "q75", "max")
@@ -258,8 +259,9 @@ def _counting_section(r: Report, metrics: Mapping[str, Any]) -> None:
 
 
 def write_detect_compare_report(path: str | Path, data: Mapping[str, Any]) -> Path:
-    """Write the detector comparison report (``data``: compare.json's content)."""
-    from cvpipe.engine.detect_compare import overall_table
+    """Write the detector comparison report (``data``: compare.json's content), plus
+    ``pr_curves.png`` and ``iou_distributions.png`` beside it."""
+    from cvpipe.engine.detect_compare import _ci, overall_table
 
     names = [run["name"] for run in data["runs"]]
     r = Report(
@@ -276,11 +278,12 @@ def write_detect_compare_report(path: str | Path, data: Mapping[str, Any]) -> Pa
         caption="Δ mAP and its paired bootstrap 95% CI (images resampled) are against the baseline",
     )
     for p in data["pairs"]:
-        verdict = "excludes 0" if p["ci_low"] > 0 or p["ci_high"] < 0 else "includes 0"
+        lo, hi = p["ci_low"], p["ci_high"]
+        verdict = "n/a" if lo is None else ("excludes 0" if lo > 0 or hi < 0 else "includes 0")
         r.text(
             f"{p['other']} vs {p['baseline']}: mAP {p['map_b']:.4f} vs {p['map_a']:.4f} "
-            f"(Δ {p['diff']:+.4f}, 95% CI [{p['ci_low']:+.4f}, {p['ci_high']:+.4f}], {verdict}; "
-            f"mAP@.5 Δ {p['diff_50']:+.4f} [{p['ci_low_50']:+.4f}, {p['ci_high_50']:+.4f}]) "
+            f"(Δ {p['diff']:+.4f}, 95% CI {_ci(lo, hi)}, {verdict}; "
+            f"mAP@.5 Δ {p['diff_50']:+.4f} {_ci(p['ci_low_50'], p['ci_high_50'])}) "
             f"over {p['n_resamples']} resamples of {data['n']} images."
         )
     r.section("Per class AP").table(
@@ -291,16 +294,20 @@ def write_detect_compare_report(path: str | Path, data: Mapping[str, Any]) -> Pa
             for c in data["classes"]
         ],
     )  # fmt: skip
+    out = Path(path).parent
+    pr = pr_png({run["name"]: run["pr_curves"] for run in data["runs"]})
+    atomic_write_bytes(out / "pr_curves.png", pr)
     r.section("Precision–recall").image(
-        pr_png({run["name"]: run["pr_curves"] for run in data["runs"]}),
-        "IoU .5 per class, one line per model; dots: best-F1 operating points",
+        pr, "IoU .5 per class, one line per model; dots: best-F1 operating points"
     )
     r.section("IoU distributions").table(
         STAT_HEADERS,
         [stats_row(run["name"], run["iou_statistics"]["stats"]) for run in data["runs"]],
     )
-    r.image(hist_png({run["name"]: run["iou_statistics"]["histogram"] for run in data["runs"]},
-                     title="best IoU per prediction", xlabel="IoU"))  # fmt: skip
+    iou = hist_png({run["name"]: run["iou_statistics"]["histogram"] for run in data["runs"]},
+                   title="best IoU per prediction", xlabel="IoU")  # fmt: skip
+    atomic_write_bytes(out / "iou_distributions.png", iou)
+    r.image(iou)
     r.section("Confidence").table(
         STAT_HEADERS,
         [stats_row(run["name"], run["confidence_statistics"]["stats"]) for run in data["runs"]],
