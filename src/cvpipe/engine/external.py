@@ -261,8 +261,12 @@ class ExternalDetector(DetectStream):
             "detections_per_img": self.detections_per_img,
         }
 
-    def finish(self, boxes: np.ndarray, scores: np.ndarray, ids: np.ndarray) -> Detections:
-        """Map ids to dataset classes, drop unmapped ones, post-process."""
+    def finish(
+        self, boxes: np.ndarray, scores: np.ndarray, ids: np.ndarray, size: tuple[int, int]
+    ) -> Detections:
+        """Clip boxes to the image (``size`` = width, height), map ids to dataset classes,
+        drop unmapped ones, post-process."""
+        boxes = np.clip(boxes.reshape(-1, 4), 0, np.array([size[0], size[1]] * 2, np.float32))
         labels = self.mapper(ids)
         keep = labels >= 0
         if not keep.any():
@@ -322,7 +326,7 @@ class OpenCVDetector(ExternalDetector):
         for b, im in enumerate(images):
             rows = out[out[:, 0] == b]
             boxes = rows[:, 3:7] * np.array([im.width, im.height] * 2, dtype=np.float32)
-            results.append(self.finish(boxes, rows[:, 2], np.rint(rows[:, 1])))
+            results.append(self.finish(boxes, rows[:, 2], np.rint(rows[:, 1]), im.size))
         return results
 
 
@@ -418,7 +422,7 @@ class OnnxDetector(ExternalDetector):
                 sx, sy = im.width / self._hw[1], im.height / self._hw[0]
                 boxes = boxes * np.array([sx, sy, sx, sy], dtype=np.float32)
             n = min(len(boxes), len(scores), len(ids))
-            results.append(self.finish(boxes[:n], scores[:n], ids[:n]))
+            results.append(self.finish(boxes[:n], scores[:n], ids[:n], im.size))
         return results
 
 
