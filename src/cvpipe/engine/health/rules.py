@@ -256,7 +256,7 @@ class Overtraining(Rule):
 @register
 class InitialLoss(Rule):
     name = "InitialLoss"
-    description = "Checks that the first step's loss is close to ln(C) for C balanced classes."
+    description = "Checks that the first step's loss is close to ln(C) for C balanced classes (classification and counting)."
     recommendation = (
         "A far-off first loss means a bad initialisation of the head (large weights or "
         "biases), unnormalised inputs, or labels that do not match the classes."
@@ -267,6 +267,8 @@ class InitialLoss(Rule):
     def check(self, trace: Trace) -> tuple[list[Hit], int]:
         c = int(trace.meta.get("classes") or 0)
         first = next((r for r in trace.steps if r["s"] == 1), None)
+        if trace.meta.get("task") == "detect":  # detection losses have no ln(C) baseline
+            return [], 0
         if c < 2 or first is None or first.get("loss") is None:
             return [], 0
         expected, loss = math.log(c), float(first["loss"])
