@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from cvpipe.config import Config
+from cvpipe.data.detection_transforms import DetectionAugmentConfig
 from cvpipe.data.problems import OnError
 from cvpipe.data.transforms import AugmentConfig
 from cvpipe.engine.health.config import HealthConfig
@@ -74,9 +75,34 @@ class EarlyStoppingConfig(Config):
     def resolved_mode(self) -> Literal["min", "max"]:
         if self.mode != "auto":
             return self.mode
-        name = self.metric.rsplit(".", 1)[-1]
+        name = self.metric.rsplit(".", 1)[-1].lower()
         maximise = ("accuracy", "f1", "precision", "recall", "map", "auc", "top")
         return "max" if any(name.startswith(m) for m in maximise) else "min"
+
+
+class DetectorConfig(Config):
+    """Detector settings of a ``detect`` run (ignored by classifiers).
+
+    Attributes:
+        classification_weight / localization_weight: loss multipliers (seed 004's
+            classification/localization weights).
+        score_thresh, nms_iou, detections_per_img: inference post-processing, recorded
+            in the model card for predict/serve.
+        val_score_thresh: score threshold of the detections scored for validation mAP
+            (low, as COCO evaluation expects).
+        weights: a cvpipe detector checkpoint or state_dict to start from (None: the
+            backbone gets ``weights``, the rest is random).
+        augment: box-aware augmentation (:class:`DetectionAugmentConfig`).
+    """
+
+    classification_weight: float = Field(default=1.0, ge=0)
+    localization_weight: float = Field(default=1.0, ge=0)
+    score_thresh: float = Field(default=0.3, ge=0, lt=1)
+    nms_iou: float = Field(default=0.45, gt=0, le=1)
+    detections_per_img: int = Field(default=100, ge=1)
+    val_score_thresh: float = Field(default=0.01, ge=0, lt=1)
+    weights: str | None = None
+    augment: DetectionAugmentConfig = DetectionAugmentConfig()
 
 
 class TrainConfig(Config):
@@ -107,6 +133,11 @@ class TrainConfig(Config):
         max_skipped_fraction: stop when more than this share of an epoch's images failed.
         log_every: write a step row to metrics.jsonl every N optimizer steps.
         health: training-health collector and rules (``RUN/health/``), on by default.
+        detector: detector settings (detect datasets; :class:`DetectorConfig`).
+        freeze_pattern: freeze every parameter whose name matches this regex
+            (``re.search``), e.g. ``model\\.backbone\\.`` (detectors; None = train all).
+            With a detect dataset ``weights`` are the backbone's and ``early_stopping``
+            monitors ``val.mAP`` unless set.
     """
 
     model: str = "resnet18"
@@ -142,6 +173,8 @@ class TrainConfig(Config):
     max_skipped_fraction: float = Field(default=0.5, ge=0, le=1)
     log_every: int = Field(default=1, ge=1)
     health: HealthConfig = HealthConfig()
+    detector: DetectorConfig = DetectorConfig()
+    freeze_pattern: str | None = None
 
     @field_validator("weights")
     @classmethod

@@ -85,9 +85,7 @@ def resolve_splits(
     val = ds.split_records(config.val_split)
     carved = not val
     if carved:
-        keep, cut = stratified_carve(
-            [ds.class_index(r) for r in train], config.val_fraction, config.seed
-        )
+        keep, cut = stratified_carve(_strata(ds, train), config.val_fraction, config.seed)
         train, val = [train[i] for i in keep], [train[i] for i in cut]
         log.info(
             "no %r split: carved %d val images (%.0f%% of each class, seed %d) from train",
@@ -112,6 +110,15 @@ def resolve_splits(
         "seed": config.seed,
     }
     return Splits(train, val, carved), lock
+
+
+def _strata(ds: Dataset, records: list[Record]) -> list[int]:
+    """Stratification key of each record: its class (classify/count); for detect, the
+    rarest class it contains (-1 for images without boxes)."""
+    if ds.task != "detect":
+        return [ds.class_index(r) for r in records]
+    counts = ds.class_counts()
+    return [min(r.labels or [], key=lambda c: (counts[c], c), default=-1) for r in records]
 
 
 @dataclass

@@ -31,11 +31,16 @@ from cvpipe.progress import Bar
 
 @dataclass
 class StepOutput:
-    """One batch's result: mean ``loss`` (a graph-attached scalar), item count, correct."""
+    """One batch's result: mean ``loss`` (a graph-attached scalar), item count, correct.
+
+    ``parts`` optionally names the terms the loss sums (detection: ``classification``,
+    ``bbox_regression``...); the epoch reports each as ``train.loss.<part>``.
+    """
 
     loss: torch.Tensor
     n: int
     correct: int
+    parts: dict[str, float] | None = None
 
 
 @dataclass
@@ -81,7 +86,7 @@ def classification_step(model: nn.Module, batch: Any, ctx: StepContext) -> StepO
 
 
 def _batch_size(batch: Any) -> int:
-    return int(batch[1].shape[0])
+    return len(batch[1])  # a target tensor (classify/count) or a list of dicts (detect)
 
 
 def _lr(optimizer: torch.optim.Optimizer) -> float:
@@ -146,7 +151,8 @@ def train_one_epoch(
         steps_before: optimizer steps taken before this epoch (for ``global_step``).
 
     Returns:
-        ``{"train.loss", "train.accuracy", "images", "skipped", "steps", "time_s", "img_per_s"}``.
+        ``{"train.loss", "train.accuracy", "images", "skipped", "steps", "time_s", "img_per_s"}``
+        plus ``"train.loss.<part>"`` for each part the step function reports.
 
     Raises:
         TrainingDiverged: the loss became NaN or infinite (epoch, step and loss named).
@@ -158,6 +164,7 @@ def train_one_epoch(
     optimizer.zero_grad(set_to_none=True)
     pending = False
     step_loss, step_n, data_s, compute_s = 0.0, 0, 0.0, 0.0
+    part_sums: dict[str, float] = {}
     t_mark = time.perf_counter()  # when this loop last finished its own work
     for batch in loader:
         t_got = time.perf_counter()
@@ -186,6 +193,8 @@ def train_one_epoch(
         loss_sum += loss_value * out.n
         correct += out.correct
         seen += out.n
+        for key, value in (out.parts or {}).items():
+            part_sums[key] = part_sums.get(key, 0.0) + value * out.n
         window_loss += loss_value * out.n
         window_n += out.n
         step_loss += loss_value * out.n
@@ -231,7 +240,10 @@ def train_one_epoch(
     if pending:
         _optimizer_step(model, optimizer, scheduler, scaler, grad_clip)
         steps += 1
-    totals = [loss_sum, float(correct), float(seen), float(skipped)]
+    part_keys = sorted(part_sums)
+    totals = [loss_sum, float(correct), float(seen), float(skipped)] + [
+        part_sums[k] for k in part_keys
+    ]
     if hooks.reduce is not None:
         totals = hooks.reduce(totals)
     elapsed = time.perf_counter() - t0
@@ -244,6 +256,7 @@ def train_one_epoch(
         "steps": steps,
         "time_s": elapsed,
         "img_per_s": totals[2] / max(elapsed, 1e-9),
+        **{f"train.loss.{k}": totals[4 + i] / n for i, k in enumerate(part_keys)},
     }
 
 

@@ -49,6 +49,7 @@ from cvpipe.engine.checkpoint import (
 )
 from cvpipe.engine.config import TrainConfig
 from cvpipe.engine.data import TrainData, build_data, resolve_splits
+from cvpipe.engine.detection import detection_step
 from cvpipe.engine.loop import (
     EpochHooks,
     StepContext,
@@ -64,7 +65,11 @@ from cvpipe.progress import Bar
 
 log = logging.getLogger(__name__)
 
-STEP_FUNCTIONS = {"classify": classification_step, "count": classification_step}
+STEP_FUNCTIONS = {
+    "classify": classification_step,
+    "count": classification_step,
+    "detect": detection_step,
+}
 
 
 @dataclass
@@ -185,7 +190,9 @@ def _write_card(
         weights=meta["weights"], freeze=meta["freeze"], created=meta["created"],
         cvpipe_version=meta["cvpipe_version"], extra=extra,
     )  # fmt: skip
-    card.save(rd.card)
+    payload = card.to_json()
+    payload.update({k: meta[k] for k in ("thresholds", "detector") if k in meta})  # detect cards
+    write_json(rd.card, payload)
 
 
 # ------------------------------------------------------------------------- training
@@ -225,10 +232,19 @@ def train(
         raise DatasetError(
             f"{ds.root}: task {ds.task!r} is not trainable by this trainer yet (classify and count are)"
         )
+    run_class: type[_Run] = _Run
+    if ds.task == "detect":
+        from cvpipe.engine.detection_run import DetectionRun
+
+        run_class = DetectionRun
+    elif config.freeze_pattern is not None:
+        raise ConfigError(
+            "freeze_pattern applies to detectors; classifiers choose what trains with freeze / last_n"
+        )
     device = resolve_device(config.device, D.env_context().local_rank)
     dctx = D.setup(device.type)
     try:
-        return _Run(ds, rd, config, device, dctx, resume, callbacks).run()
+        return run_class(ds, rd, config, device, dctx, resume, callbacks).run()
     finally:
         if (
             dctx.enabled
@@ -328,16 +344,7 @@ class _Run:
             load_state_strict(net, ckpt["model"], self.rd.last)
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
-        data = build_data(
-            self.ds,
-            splits,
-            net,
-            self.config,
-            self.device,
-            self.dctx,
-            self.amp_dtype,
-            self._report_skipped,
-        )
+        data = self._build_data(splits, net)
         trained: nn.Module = net.head if data.cached else net
         optimizer = build_optimizer(
             [p for p in trained.parameters() if p.requires_grad], self.config.optimizer
@@ -348,7 +355,7 @@ class _Run:
         )
         scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         start_epoch = 0
-        meta = _meta(self.config, net, self.ds.task, self.ds.classes, self.head_spec)
+        meta = self._meta(net)
         meta["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         if ckpt is not None:
             start_epoch = self._restore(ckpt, optimizer, scheduler, scaler, meta)
@@ -368,6 +375,27 @@ class _Run:
         state.extra.update(net=net, feature_cache=data.cache_status)
         self.parts = (net, trained, model, optimizer, scheduler, scaler, data, meta)
         return self._epochs(state, start_epoch)
+
+    def _build_data(self, splits: Any, net: Any) -> Any:
+        """The run's loaders (:class:`TrainData`; a task may return its own kind)."""
+        return build_data(
+            self.ds,
+            splits,
+            net,
+            self.config,
+            self.device,
+            self.dctx,
+            self.amp_dtype,
+            self._report_skipped,
+        )
+
+    def _meta(self, net: Any) -> dict[str, Any]:
+        """What checkpoints and the model card record about the model."""
+        return _meta(self.config, net, self.ds.task, self.ds.classes, self.head_spec)
+
+    def _card_extra(self) -> dict[str, Any]:
+        """Task-specific entries of the model card's ``extra``."""
+        return {}
 
     def _restore(
         self,
@@ -536,8 +564,25 @@ class _Run:
         unwrapped = (
             model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
         )
+        row = self._epoch_row(epoch, stats, unwrapped, data, eval_ctx, step_fn, optimizer, t0)
+        if mlog is not None:
+            mlog.write(row)
+        return row
+
+    def _epoch_row(
+        self,
+        epoch: int,
+        stats: dict[str, Any],
+        model: nn.Module,
+        data: Any,
+        eval_ctx: StepContext,
+        step_fn: Any,
+        optimizer: Any,
+        t0: float,
+    ) -> dict[str, Any]:
+        """Validate and build (and log) the epoch row of metrics.jsonl."""
         val = evaluate_loss(
-            unwrapped,
+            model,
             data.val_loader,
             eval_ctx,
             step_fn=step_fn,
@@ -551,8 +596,6 @@ class _Run:
             "train.images": stats["images"], "skipped": stats["skipped"], "steps": stats["steps"],
             "time_s": time.perf_counter() - t0,
         }  # fmt: skip
-        if mlog is not None:
-            mlog.write(row)
         log.info(
             "epoch %d/%d  train.loss %.4f  train.acc %.3f  val.loss %.4f  val.acc %.3f  %.0f img/s",
             epoch + 1, self.config.epochs, row["train.loss"], row["train.accuracy"], row["val.loss"], row["val.accuracy"], row["img_per_s"],
@@ -619,6 +662,7 @@ class _Run:
             "feature_cache": data.cache_status,
             "skipped_images": len(self.seen_problems),
             "epochs_run": epoch,
+            **self._card_extra(),
         }
         _write_card(self.rd, meta, self.monitor, history, extra)
 
@@ -661,6 +705,13 @@ def train_distributed(
         raise ConfigError(f"--nproc must be >= 1 (got {nproc})")
     if nproc == 1:
         return train(dataset, out, config, resume=resume)
+    from cvpipe.data.manifest import read_info
+
+    if read_info(Path(dataset)).task == "detect":
+        raise ConfigError(
+            f"--nproc {nproc}: data-parallel training of detectors is not supported yet; "
+            "train detectors in one process (leave out --nproc)"
+        )
     device = resolve_device(config.device)
     if device.type == "cuda" and nproc > torch.cuda.device_count():
         raise ConfigError(

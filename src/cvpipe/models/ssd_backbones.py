@@ -378,9 +378,9 @@ def _ssd(
     mean: list[float],
     std: list[float],
 ) -> nn.Module:
-    from torchvision.models.detection.ssd import SSD
+    from cvpipe.models.ssd_loss import MinNegativesSSD
 
-    return SSD(
+    return MinNegativesSSD(
         backbone,
         anchors,
         (a.input_size, a.input_size),
