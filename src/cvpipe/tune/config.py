@@ -122,6 +122,7 @@ class TuneConfig(Config):
         heartbeat_s: seconds between a running trial's heartbeats; a trial silent for
             ``grace_s`` (default 3 heartbeats) belongs to a dead worker and is failed.
         max_retries: times an interrupted trial's parameters are tried again.
+        report: write ``OUT/report.html`` when the study ends (``OUT/results.csv`` always).
     """
 
     dataset: str | None = None
@@ -140,6 +141,7 @@ class TuneConfig(Config):
     heartbeat_s: int = Field(default=10, ge=1)
     grace_s: int | None = Field(default=None, ge=1)
     max_retries: int = Field(default=2, ge=0)
+    report: bool = True
 
     @field_validator("study")
     @classmethod
@@ -196,19 +198,24 @@ def check_model_names(base: dict[str, Any], space: SearchSpace, task: str) -> No
     """Check the base model and every ``model`` choice are registered (classify/count).
 
     Raises:
-        UnknownNameError: an unknown model name, with close ones.
+        ConfigError: an unknown model name, with close ones.
     """
     if task not in RECORDED_METRICS:
         return
     from cvpipe.models.classification import model_meta
     from cvpipe.tune.space import CategoricalParam
 
-    names = [base.get("model", "resnet18")]
+    from cvpipe.errors import UnknownNameError
+
+    names = [("train.model", base.get("model", "resnet18"))]
     p = space.params.get("model")
     if isinstance(p, CategoricalParam):
-        names += p.choices
-    for name in names:
-        model_meta(str(name))
+        names += [("space.model", c) for c in p.choices]
+    for where, name in names:
+        try:
+            model_meta(str(name))
+        except UnknownNameError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
 
 
 def validate_tune_config(config: TuneConfig) -> tuple[dict[str, Any], SearchSpace, str]:
@@ -220,7 +227,6 @@ def validate_tune_config(config: TuneConfig) -> tuple[dict[str, Any], SearchSpac
     Raises:
         ConfigError: no dataset, a bad base train config, space or objective.
         DatasetError: the dataset cannot be loaded or its task cannot be trained.
-        UnknownNameError: an unknown model name.
     """
     from pydantic import ValidationError
 

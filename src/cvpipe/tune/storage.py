@@ -11,10 +11,11 @@ A study is referred to (``cvpipe tune status REF``, ``cvpipe train --from-trial 
 by its output directory (which holds ``tune.json``) or by its name plus ``--storage``
 (or ``$CVPIPE_TUNE_STORAGE``).
 
-A trial whose worker died is failed two ways: every worker writes a heartbeat while a
+A trial whose worker died is failed three ways: every worker writes a heartbeat while a
 trial runs, and a trial silent for the grace period is failed by whichever worker looks
 next (any machine); on the same machine a trial whose recorded process is gone is failed
-at once. Either way its parameters are queued again (up to ``max_retries`` times).
+at once; a trial that never got as far as recording its worker is failed after the grace
+period. Its parameters are queued again (up to ``max_retries`` times).
 
 Example:
     >>> normalize_url("runs/study.db").startswith("sqlite:///")
@@ -240,30 +241,45 @@ def process_alive(pid: int, start: float | None) -> bool:
         return False
 
 
-def fail_dead_local_trials(study: Any, storage: Any, on_fail: Callable[[Any, Any], None]) -> int:
-    """Fail RUNNING trials started on this host by a process that is gone.
+def fail_dead_trials(
+    study: Any, storage: Any, on_fail: Callable[[Any, Any], None], grace_s: float
+) -> int:
+    """Fail RUNNING trials whose worker is gone.
+
+    Two cases are caught without waiting for heartbeats to go stale (which never happens
+    to a trial that died before its first heartbeat): a trial started on this host by a
+    process that no longer exists, and an orphan, a trial without a worker identity
+    ``grace_s`` after its start (its process died between creating and starting it; a
+    live worker records its identity first thing). Start times come from the creating
+    machine's clock: keep clocks of machines sharing a study within the grace period.
 
     Returns:
         How many trials were failed (each passed to ``on_fail(study, frozen_trial)``).
     """
+    import datetime as _dt
+
     optuna = import_optuna()
     RUNNING, FAIL = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.FAIL
     host = socket.gethostname()
+    now = _dt.datetime.now()
     failed = 0
     for t in study.get_trials(deepcopy=False, states=(RUNNING,)):
         attrs = t.user_attrs
-        if attrs.get("host") != host or "pid" not in attrs:
-            continue
-        if process_alive(int(attrs["pid"]), attrs.get("pid_start")):
-            continue
+        if "pid" in attrs:
+            if attrs.get("host") != host or process_alive(
+                int(attrs["pid"]), attrs.get("pid_start")
+            ):
+                continue
+            why = f"its process {attrs['pid']} is gone (killed?)"
+        else:
+            age = (now - t.datetime_start).total_seconds() if t.datetime_start else 0.0
+            if age <= grace_s:
+                continue  # a live worker records its identity first thing
+            why = f"it never started ({age:.0f} s without a worker identity)"
         try:
             if storage.set_trial_state_values(t._trial_id, state=FAIL):
                 failed += 1
-                log.warning(
-                    "trial %d: its process %s is gone (killed?); marked FAIL",
-                    t.number,
-                    attrs["pid"],
-                )
+                log.warning("trial %d: %s; marked FAIL", t.number, why)
                 on_fail(study, storage.get_trial(t._trial_id))
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # another worker got there first

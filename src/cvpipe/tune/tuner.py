@@ -412,7 +412,7 @@ def run_worker(config: TuneConfig, worker: int = 0, on_trial: TrialHook | None =
     objective = TrialObjective(config, base, space, out, max_trials)
     callbacks = [lambda _study, ft: on_trial(ft)] if on_trial else None
     while True:
-        S.fail_dead_local_trials(study, storage, retry)
+        S.fail_dead_trials(study, storage, retry, config.grace)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
@@ -609,7 +609,7 @@ def tune(config: TuneConfig, *, on_trial: TrialHook | None = None) -> TuneResult
     study = open_study(config, space, url, storage)
     if config.warm_start_from:
         warm_start(study, config.warm_start_from, space, url)
-    S.fail_dead_local_trials(study, storage, retry)
+    S.fail_dead_trials(study, storage, retry, config.grace)
     log.info(
         "study %s in %s: %d trials so far, budget %d, %d worker(s), task %s",
         config.study_name, S.redact(url), len(study.get_trials(deepcopy=False)),
@@ -621,7 +621,7 @@ def tune(config: TuneConfig, *, on_trial: TrialHook | None = None) -> TuneResult
         _watch(study, _spawn_workers(config, base, out), on_trial)
     rows = summarize(study)
     csv = write_csv(rows, out / "results.csv")
-    report = write_html(study, out / "report.html")
+    report = write_html(study, out / "report.html", rows) if config.report else None
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.state] = counts.get(r.state, 0) + 1
