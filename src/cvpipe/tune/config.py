@@ -202,10 +202,9 @@ def check_model_names(base: dict[str, Any], space: SearchSpace, task: str) -> No
     """
     if task not in RECORDED_METRICS:
         return
+    from cvpipe.errors import UnknownNameError
     from cvpipe.models.classification import model_meta
     from cvpipe.tune.space import CategoricalParam
-
-    from cvpipe.errors import UnknownNameError
 
     names = [("train.model", base.get("model", "resnet18"))]
     p = space.params.get("model")
