@@ -185,3 +185,22 @@ def gt_as_preds(gt):
     return [
         {"boxes": g["boxes"], "labels": g["labels"], "scores": np.ones(len(g["boxes"]))} for g in gt
     ]
+
+
+@pytest.mark.slow
+def test_real_one_epoch_detection_run_evaluates_and_predicts(tmp_path: Path) -> None:
+    from cvpipe.config import load_config
+    from cvpipe.engine.config import TrainConfig
+    from cvpipe.engine.predictor import BasePredictor
+    from cvpipe.engine.trainer import train
+
+    ds = make_detect_dataset(tmp_path / "ds", splits={"train": 4, "val": 2, "test": 2})
+    overrides = ["model=ssdlite320_mobilenet_v2", "weights=none", "input_size=64", "epochs=1",
+                 "batch_size=4", "workers=0", "device=cpu", "health.enabled=false"]  # fmt: skip
+    train(ds.root, tmp_path / "run", load_config(TrainConfig, overrides=overrides))
+    res = evaluate_run(tmp_path / "run")
+    assert res.metrics["task"] == "detect" and res.metrics["n"] == 2
+    assert res.metrics["map"] is not None and "counting" in res.metrics
+    pred = BasePredictor.from_run(tmp_path / "run")
+    out = pred.predict_images([Image.new("RGB", (80, 64))])[0]  # type: ignore[attr-defined]
+    assert out["boxes"].shape[1] == 4
