@@ -10,10 +10,11 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tinydata import make_dataset  # noqa: E402
+from tunedata import base_train  # noqa: E402
 
 from cvpipe.config import load_config  # noqa: E402
-from cvpipe.engine.config import TrainConfig  # noqa: E402
 from cvpipe.tune.config import TuneConfig  # noqa: E402
 
 
@@ -30,18 +31,6 @@ def one_thread():
 def tiny_ds(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 classes x 8 JPEGs of 32 px, all in train (the trainer carves a seeded val)."""
     return make_dataset(tmp_path_factory.mktemp("tune-ds") / "ds", classes=3, per_class=8)
-
-
-def base_train(tmp_path: Path, **kw: Any) -> dict[str, Any]:
-    """A base train config for tiny head-only trials on a frozen random backbone."""
-    base: dict[str, Any] = {
-        "model": "base_cnn", "weights": "none", "freeze": "frozen", "input_size": 32,
-        "epochs": 2, "batch_size": 8, "workers": 0, "feature_cache_dir": str(tmp_path / "features"),
-    }  # fmt: skip
-    if "health" in TrainConfig.model_fields:  # no health report for smoke runs
-        base["health"] = {"enabled": False}
-    base.update(kw)
-    return base
 
 
 @pytest.fixture

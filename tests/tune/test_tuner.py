@@ -14,8 +14,8 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from tunedata import base_train
 
-from conftest import base_train
 from cvpipe.config import load_config
 from cvpipe.engine import trainer as trainer_mod
 from cvpipe.engine.callbacks import TrainState

@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 
 META = "tune.json"
 ENV_STORAGE = "CVPIPE_TUNE_STORAGE"
-_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2", "mysql", "mysql+pymysql")
+_SCHEMES = (
+    "sqlite", "postgresql", "postgresql+psycopg2", "postgresql+psycopg", "mysql", "mysql+pymysql",
+)  # fmt: skip
 
 
 def default_url(out: str | Path) -> str:
@@ -99,13 +101,8 @@ def open_storage(
     """
     optuna = import_optuna()
     url = normalize_url(url)
-    if url.startswith("postgresql"):
-        try:
-            import psycopg2  # noqa: F401
-        except ImportError:
-            raise MissingDependencyError(
-                "PostgreSQL storage needs psycopg2: pip install psycopg2-binary (or cvpipe[tune])"
-            ) from None
+    if url.startswith("postgresql://"):
+        url = "postgresql+" + _pg_driver() + url.removeprefix("postgresql")
     engine: dict[str, Any] = {}
     if url.startswith("sqlite"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -136,6 +133,25 @@ def open_storage(
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"storage {redact(url)}: cannot open the database: {first}") from None
+
+
+def _pg_driver() -> str:
+    """The installed PostgreSQL driver: psycopg2 (cvpipe[tune]) or psycopg 3.
+
+    SQLAlchemy's default driver for ``postgresql://`` changed between versions, so the
+    URL names the one that is installed.
+
+    Raises:
+        MissingDependencyError: neither is installed.
+    """
+    import importlib.util
+
+    for module, dialect in (("psycopg2", "psycopg2"), ("psycopg", "psycopg")):
+        if importlib.util.find_spec(module) is not None:
+            return dialect
+    raise MissingDependencyError(
+        "PostgreSQL storage needs a driver: pip install psycopg2-binary (or cvpipe[tune])"
+    )
 
 
 def import_optuna() -> Any:
