@@ -156,3 +156,31 @@ def test_grid_values_and_missing_step() -> None:
     bad = SearchSpace.from_mapping({"optimizer.lr": {"type": "float", "low": 0.01, "high": 0.1}})
     with pytest.raises(ConfigError, match="space.optimizer.lr: .*step"):
         bad.grid()
+
+
+@pytest.mark.parametrize("recipe", ["seed001_tune.yaml", "seed000_tune.yaml"])
+def test_seed_recipes_validate(recipe: str) -> None:
+    from pathlib import Path
+
+    from cvpipe.config import load_config
+    from cvpipe.tune.config import TuneConfig
+
+    path = Path(__file__).resolve().parents[2] / "recipes" / recipe
+    cfg = load_config(TuneConfig, path)
+    base = cfg.base_train()
+    TrainConfig.model_validate(base)
+    cfg.search_space.validate(base)
+    if recipe.startswith("seed001"):
+        assert (cfg.max_trials, cfg.max_parallel, cfg.objective.resolved_direction) == (
+            4,
+            2,
+            "minimize",
+        )
+        assert cfg.search_space.params["batch_size"].choices == [16, 32, 64, 128, 256]
+    else:
+        assert (cfg.max_trials, cfg.max_parallel, cfg.objective.resolved_direction) == (
+            6,
+            1,
+            "maximize",
+        )
+        assert cfg.objective.metric == "val.mAP" and cfg.pruning.enabled

@@ -181,6 +181,12 @@ def check_objective(metric: str, task: str) -> None:
     """
     known = RECORDED_METRICS.get(task)
     if known is None:
+        named = _detection_metrics() if task == "detect" else ()
+        same = [m for m in named if m.lower() == metric.lower() and m != metric]
+        if same:
+            raise ConfigError(
+                f"objective.metric: a {task} run records {same[0]!r}, not {metric!r} (names are case-sensitive)"
+            )
         if not _METRIC_NAME.match(metric):
             raise ConfigError(
                 f"objective.metric: {metric!r} is not a recorded metric name; runs record "
@@ -192,6 +198,15 @@ def check_objective(metric: str, task: str) -> None:
             f"objective.metric: a {task} run never records {metric!r}; {suggest(metric, known)}"
             f"recorded metrics: {', '.join(known)}"
         )
+
+
+def _detection_metrics() -> tuple[str, ...]:
+    """The COCO metric names the detection trainer writes into epoch rows, if it exists."""
+    try:
+        from cvpipe.engine.detection import VAL_METRICS
+    except ImportError:
+        return ()
+    return tuple(VAL_METRICS.values())
 
 
 def check_model_names(base: dict[str, Any], space: SearchSpace, task: str) -> None:
