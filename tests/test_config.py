@@ -82,3 +82,27 @@ def test_config_is_frozen_and_round_trips(tmp_path: Path) -> None:
     dump_config(cfg, tmp_path / "out.yaml")
     again = load_config(TrainLike, tmp_path / "out.yaml")
     assert again == cfg
+
+
+def test_on_off_words_stay_words_and_still_fill_bool_fields() -> None:
+    from typing import Literal
+
+    class Opts(Config):
+        cache: Literal["auto", "on", "off"] = "auto"
+        flag: bool = False
+
+    cfg = load_config(Opts, overrides=["cache=on", "flag=yes"])
+    assert cfg.cache == "on" and cfg.flag is True
+    assert load_config(Opts, overrides=["cache=off", "flag=off"]) == Opts(cache="off", flag=False)
+
+
+def test_yaml_files_keep_on_off_words(tmp_path: Path) -> None:
+    from typing import Literal
+
+    class Opts(Config):
+        cache: Literal["auto", "on", "off"] = "auto"
+        flag: bool = False
+
+    p = tmp_path / "c.yaml"
+    p.write_text("cache: on\nflag: true\n")
+    assert load_config(Opts, p) == Opts(cache="on", flag=True)

@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +34,24 @@ from cvpipe.io import atomic_write_text
 from cvpipe.registry import suggest
 
 C = TypeVar("C", bound="Config")
+
+_YAML11_WORDS = {"on", "off", "yes", "no", "y", "n"}
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """SafeLoader where only true/false are booleans (YAML 1.2), so ``amp: off`` and
+    ``feature_cache: on`` keep their words."""
+
+
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
 
 
 class Config(BaseModel):
@@ -56,6 +75,10 @@ def parse_override(item: str) -> tuple[list[str], Any]:
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"--set {item!r}: empty key; expected KEY=VALUE")
+    if raw.strip().lower() in _YAML11_WORDS:
+        # YAML 1.1 reads on/off/yes/no as booleans; cvpipe options use them as words
+        # (feature_cache=on, amp=off). Typed bool fields still accept these strings.
+        return key.split("."), raw.strip()
     try:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
@@ -94,7 +117,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_ConfigLoader)  # noqa: S506 (safe loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = f":{mark.line + 1}" if mark is not None else ""
