@@ -288,3 +288,34 @@ def test_freeze_pattern_is_refused_for_classifiers(tmp_path: Path) -> None:
             tmp_path / "run",
             load_config(TrainConfig, overrides=["freeze_pattern=layer1", "weights=none"]),
         )
+
+
+class _ToyBN(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.trained = torch.nn.BatchNorm2d(3, momentum=0.03)
+        self.frozen = torch.nn.BatchNorm2d(3)
+
+    def forward(self, images, targets):
+        x = torch.stack(images)
+        return self.frozen(self.trained(x))
+
+
+def test_precise_bn_averages_the_batch_statistics_of_trained_layers_only() -> None:
+    from cvpipe.engine.detection import recompute_bn_stats
+
+    torch.manual_seed(0)
+    batches = [
+        ([torch.randn(3, 4, 4) * (1 + i) + i for _ in range(2)], [{}, {}], []) for i in range(3)
+    ]
+    toy = _ToyBN().train()
+    toy.frozen.eval()
+    frozen_before = toy.frozen.running_mean.clone()
+    used = recompute_bn_stats(
+        toy, batches, StepContext(torch.device("cpu"), torch.nn.Identity()), batches=2
+    )
+    assert used == 2
+    expected = torch.stack([torch.stack(b[0]).mean(dim=(0, 2, 3)) for b in batches[:2]]).mean(0)
+    assert torch.allclose(toy.trained.running_mean, expected, atol=1e-6)
+    assert toy.trained.momentum == 0.03
+    assert torch.equal(toy.frozen.running_mean, frozen_before)

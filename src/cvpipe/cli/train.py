@@ -1,4 +1,4 @@
-"""Train a classifier or counter into a run directory (config, metrics, checkpoints, model card)."""
+"""Train a classifier, counter or detector into a run directory (config, metrics, checkpoints, model card)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from cvpipe.cli.output import echo, table
 from cvpipe.config import load_config
 
-HELP = "train a classifier or counter into a run directory"
+HELP = "train a classifier, counter or detector into a run directory"
 EXAMPLES = """
   cvpipe train datasets/bins --model resnet50 --freeze frozen --epochs 10 --out runs/r50 \\
       --set head.hidden=[128] --optimizer adam --lr 0.002 --batch-size 32
@@ -21,11 +21,21 @@ EXAMPLES = """
   cvpipe train datasets/bins --config recipes/seed001_resnet50.yaml --out runs/seed001 \\
       --set scheduler.name=cosine --set early_stopping.patience=3
   cvpipe train --from-trial tune/seed001:best --set epochs=10 --out runs/best
+  cvpipe train datasets/food --config recipes/seed004_ssdlite_mnv2.yaml --out runs/ssdlite \\
+      --set detector.classification_weight=0.5 --set detector.augment.iou_crop=true
+  cvpipe train datasets/planes --model ssd512_resnet50 --out runs/ssd512 \\
+      --set freeze_pattern='model\\.backbone\\.body\\.(conv1|bn1|layer1)\\.'
 
 Writes OUT/config.yaml, dataset.lock, metrics.jsonl, checkpoints/{last,best}.pt and
 model_card.json. With no val split a stratified val set is carved from train (seeded).
 With --freeze frozen the backbone's features are computed once and cached
 ($CVPIPE_HOME/features), and the head trains on them.
+On a detect dataset --model names a detector ('cvpipe models'), --weights the backbone's
+ImageNet weights; each epoch records train/val losses and their parts, val.loss_gap,
+COCO val.mAP / mAP50 / mAP75 / AR100, steps_per_s and img_per_s; best.pt follows
+val.mAP. Freeze detector layers with --set freeze_pattern=REGEX (the feature cache does
+not apply to detection). Boxes outside an image are clipped, empty ones dropped, both
+listed in OUT/problems.jsonl.
 Every key of the config can be set with --set (e.g. optimizer.weight_decay=1e-4,
 augment.crop=random-resized, class_weights=auto, amp=bf16, accumulate=4).
 """
@@ -103,7 +113,18 @@ def run(args: argparse.Namespace) -> int:
     if result.best is not None:
         keys = [
             k
-            for k in ("train.loss", "train.accuracy", "val.loss", "val.accuracy", "img_per_s")
+            for k in (
+                "train.loss",
+                "train.accuracy",
+                "val.loss",
+                "val.accuracy",
+                "val.loss_gap",
+                "val.mAP",
+                "val.mAP50",
+                "val.AR100",
+                "steps_per_s",
+                "img_per_s",
+            )  # fmt: skip
             if k in result.best
         ]
         echo(

@@ -7,6 +7,12 @@ with ``on_error="skip"`` a corrupt file becomes a :class:`Skipped` marker that
 :func:`collate_skip` drops from the batch and hands to the trainer, which logs it, counts
 it and lists it in the run's ``problems.jsonl``.
 
+:class:`DetectionDataset` does the same for detect records, returning ``(image tensor,
+{"boxes", "labels"})``; its ground truth is checked once by :func:`detection_targets`
+(boxes outside the image clipped, degenerate boxes dropped, both reported as
+:class:`BoxProblem`; class ids outside the model an error). Images without boxes are
+negatives. :func:`collate_detection` batches them as lists.
+
 :class:`EpochSampler` makes every epoch's order *and* every sample's augmentation a pure
 function of ``(seed, epoch, position)``: it yields ``(index, sample_seed)`` pairs and
 the dataset seeds torch with ``sample_seed`` before augmenting. Resumed runs, different

@@ -92,6 +92,10 @@ class DetectorConfig(Config):
             (low, as COCO evaluation expects).
         weights: a cvpipe detector checkpoint or state_dict to start from (None: the
             backbone gets ``weights``, the rest is random).
+        precise_bn: after each epoch, recompute the trained BatchNorm layers' running
+            statistics over this many training batches (forward only) before validating
+            and saving (0 = keep the running averages; see
+            :func:`cvpipe.engine.detection.recompute_bn_stats`).
         augment: box-aware augmentation (:class:`DetectionAugmentConfig`).
     """
 
@@ -102,6 +106,7 @@ class DetectorConfig(Config):
     detections_per_img: int = Field(default=100, ge=1)
     val_score_thresh: float = Field(default=0.01, ge=0, lt=1)
     weights: str | None = None
+    precise_bn: int = Field(default=16, ge=0)
     augment: DetectionAugmentConfig = DetectionAugmentConfig()
 
 

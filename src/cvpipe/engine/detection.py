@@ -10,6 +10,8 @@ The trainer's loops (:mod:`cvpipe.engine.loop`) stay task-agnostic; detection pl
   degenerate boxes dropped, both reported; class ids outside the model an error), then
   seeded loaders with box-aware augmentation (:mod:`cvpipe.data.detection_transforms`);
   images without boxes stay in as negatives;
+- :func:`recompute_bn_stats` (precise BatchNorm) before validating, so eval-mode numbers
+  reflect this epoch's weights;
 - :func:`validate_detection`: validation losses (BatchNorm frozen, for the eval − train
   gap) and COCO mAP of the detections (:func:`cvpipe.metrics.detection.coco_metrics`).
 
@@ -192,6 +194,55 @@ def build_detection_data(
         tr.problems + va.problems,
         negatives,
     )
+
+
+# ------------------------------------------------------------------------- BatchNorm
+@torch.no_grad()
+def recompute_bn_stats(detector: nn.Module, loader: Any, ctx: StepContext, batches: int) -> int:
+    """Precise BatchNorm: recompute the running statistics of the trained BatchNorm layers.
+
+    BatchNorm keeps an exponential average of batch statistics (momentum 0.03 in the SSDLite
+    layers, TF's default): after a few hundred steps it still remembers old weights, so
+    eval-mode predictions and validation losses are much worse than the model (detectron2's
+    ``PreciseBN`` hook fixes the same). This resets the running statistics of every
+    BatchNorm layer in training mode (frozen ones stay as they are) and replaces them by
+    the plain average over ``batches`` training batches, forward only.
+
+    Args:
+        detector: the detector, in training mode.
+        loader: the training loader (``(images, targets, skipped)`` batches).
+        ctx: device and autocast.
+        batches: how many batches to average over (0 = leave the statistics alone).
+
+    Returns:
+        The number of batches used.
+    """
+    bns = [
+        m
+        for m in detector.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training and m.track_running_stats
+    ]
+    if not bns or batches <= 0:
+        return 0
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    used = 0
+    try:
+        for batch in loader:
+            if not batch[0]:
+                continue
+            images, targets = _to_device(batch, ctx)
+            with ctx.autocast():
+                detector(images, targets)
+            used += 1
+            if used >= batches:
+                break
+    finally:
+        for m, momentum in zip(bns, momenta, strict=True):
+            m.momentum = momentum
+    return used
 
 
 # ------------------------------------------------------------------------- validation

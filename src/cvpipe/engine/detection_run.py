@@ -10,7 +10,8 @@ task-specific pieces swapped in — nothing else is copied, so checkpoints (atom
   and post-processing from ``detector.*``, layers frozen by ``freeze_pattern``;
 - the data: :func:`cvpipe.engine.detection.build_detection_data` (clipped / dropped
   boxes reported in ``problems.jsonl``, negatives kept);
-- the epoch row: train loss and its parts, validation losses and COCO metrics
+- the epoch row: precise BatchNorm statistics (``detector.precise_bn``), then train loss
+  and its parts, validation losses and COCO metrics
   (:func:`cvpipe.engine.detection.validate_detection`), ``val.loss_gap`` (val − train,
   seed 004), ``steps_per_s`` and ``img_per_s``;
 - the model card: ``thresholds`` (score, NMS IoU, detections per image, and the counting
@@ -38,7 +39,12 @@ from torch import nn
 from cvpipe.data.transforms import AugmentConfig
 from cvpipe.engine.config import TrainConfig
 from cvpipe.engine.data import default_workers
-from cvpipe.engine.detection import DetectionData, build_detection_data, validate_detection
+from cvpipe.engine.detection import (
+    DetectionData,
+    build_detection_data,
+    recompute_bn_stats,
+    validate_detection,
+)
 from cvpipe.engine.loop import StepContext
 from cvpipe.engine.trainer import _Run
 from cvpipe.errors import ConfigError
@@ -188,6 +194,9 @@ class DetectionRun(_Run):
     ) -> dict[str, Any]:
         import time
 
+        if self.config.detector.precise_bn:
+            model.train()
+            recompute_bn_stats(model, data.train_loader, eval_ctx, self.config.detector.precise_bn)
         val = validate_detection(
             model, data.val_loader, eval_ctx, self.ds.classes,
             score_thresh=self.config.detector.val_score_thresh, on_skipped=self._report_skipped,
