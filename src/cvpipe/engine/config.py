@@ -133,6 +133,9 @@ class TrainConfig(Config):
             ``val_split`` records (seeded, recorded in dataset.lock).
         feature_cache: ``auto`` (on with ``freeze: frozen``), ``on`` or ``off``.
         feature_cache_dir: default ``$CVPIPE_HOME/features`` (~/.cache/cvpipe/features).
+        feature_backend: what runs the frozen backbone for the feature cache: ``auto``
+            (ONNX Runtime on CPU when it pays off and matches PyTorch, else PyTorch),
+            ``torch`` or ``onnxruntime`` (CPU only).
         pack: a pack directory from ``cvpipe pack`` to read pixels from.
         on_error: unreadable images: ``skip`` (reported) or ``fail``.
         max_skipped_fraction: stop when more than this share of an epoch's images failed.
@@ -173,6 +176,7 @@ class TrainConfig(Config):
     feature_cache: Literal["auto", "on", "off"] = "auto"
     feature_cache_dir: str | None = None
     feature_cache_dtype: Literal["float16", "float32"] = "float16"
+    feature_backend: Literal["auto", "torch", "onnxruntime"] = "auto"
     pack: str | None = None
     on_error: OnError = "skip"
     max_skipped_fraction: float = Field(default=0.5, ge=0, le=1)

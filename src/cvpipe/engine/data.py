@@ -299,7 +299,7 @@ def _feature_data(
     req = FeatureRequest(
         variants=variants, dtype=config.feature_cache_dtype, cache_dir=config.feature_cache_dir,
         batch_size=max(config.batch_size, 64), workers=workers, device=str(device), amp_dtype=amp_dtype,
-        draft=draft_size(net.preprocess), pack=pack,
+        draft=draft_size(net.preprocess), pack=pack, backend=config.feature_backend,
     )  # fmt: skip
     sets = {}
     for first in (True, False):  # rank 0 computes, the others then read the cache
