@@ -13,6 +13,7 @@ from cvpipe.data.datasets import (
     Skipped,
     class_balance_weights,
     collate_skip,
+    seeded_rng,
     stratified_carve,
 )
 from cvpipe.data.manifest import Dataset, DatasetInfo, Record
@@ -60,6 +61,22 @@ def test_seeded_augmentation_is_reproducible_and_leaves_global_rng(
     assert torch.equal(a, b) and a.shape == (3, 32, 32)
     assert not torch.equal(a, data[(0, 124)][0])
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_seeded_rng_matches_manual_seed_and_restores_the_generator() -> None:
+    torch.manual_seed(5)
+    state = torch.get_rng_state()
+    with seeded_rng(2**62 + 11):
+        fast = (torch.rand(4), torch.randint(0, 100, (3,)))
+    assert torch.equal(torch.get_rng_state(), state)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(2**62 + 11)
+        slow = (torch.rand(4), torch.randint(0, 100, (3,)))
+    assert torch.equal(fast[0], slow[0]) and torch.equal(fast[1], slow[1])
+    with pytest.raises(RuntimeError), seeded_rng(3):
+        torch.rand(1)
+        raise RuntimeError("boom")
+    assert torch.equal(torch.get_rng_state(), state)  # restored after an error too
 
 
 def test_corrupt_images_skip_or_fail(tmp_path: Path, make_image, make_truncated_jpeg) -> None:

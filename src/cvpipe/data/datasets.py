@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +58,37 @@ def mix_seed(*parts: int) -> int:
         h = (h ^ (int(p) + _MIX + (h << 6) + (h >> 2))) & _MASK
         h = ((h ^ (h >> 31)) * 0xBF58476D1CE4E5B9) & _MASK
     return h
+
+
+@contextlib.contextmanager
+def seeded_rng(seed: int) -> Iterator[None]:
+    """Seed torch's CPU generator for one sample's augmentation; restore it afterwards.
+
+    The same random stream as ``torch.random.fork_rng(devices=[])`` +
+    ``torch.manual_seed(seed)`` for CPU transforms, at a small fraction of the cost:
+    ``torch.manual_seed`` also seeds every accelerator backend (about 1 ms a call, a
+    third of the loading time of a small JPEG), while this only touches the CPU
+    generator (a few microseconds). The caller's generator state is restored, so
+    in-process loading does not shift the dropout masks of the training step.
+
+    Args:
+        seed: the sample seed (:meth:`EpochSampler.__iter__`).
+
+    Example:
+        >>> with seeded_rng(7):
+        ...     a = torch.rand(2)
+        >>> with seeded_rng(7):
+        ...     b = torch.rand(2)
+        >>> bool((a == b).all())
+        True
+    """
+    g = torch.default_generator
+    state = g.get_state()
+    g.manual_seed(seed)
+    try:
+        yield
+    finally:
+        g.set_state(state)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +178,7 @@ class ImageDataset(torch.utils.data.Dataset):
             return self._transform(im), self.targets[index]
         # seed this sample's augmentation without disturbing the caller's generator
         # (in-process loading must not shift the dropout masks of the training step)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed)
+        with seeded_rng(sample_seed):
             return self._transform(im), self.targets[index]
 
     def _transform(self, im: Image.Image) -> torch.Tensor:
@@ -476,8 +507,7 @@ class DetectionDataset(torch.utils.data.Dataset):
             return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1), target
         if sample_seed is None:
             return self.transform(im, target)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(sample_seed)
+        with seeded_rng(sample_seed):
             return self.transform(im, target)
 
 
