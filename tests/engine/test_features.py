@@ -19,6 +19,7 @@ from cvpipe.data.manifest import Dataset  # noqa: E402
 from cvpipe.engine import features as F  # noqa: E402
 from cvpipe.engine.config import TrainConfig  # noqa: E402
 from cvpipe.engine.trainer import train  # noqa: E402
+from cvpipe.errors import ConfigError  # noqa: E402
 from cvpipe.models.classification import create_classifier  # noqa: E402
 
 
@@ -110,3 +111,113 @@ def test_cache_dir_from_environment(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("CVPIPE_HOME", str(tmp_path / "home"))
     assert F.default_cache_dir() == tmp_path / "home" / "features"
     assert F.default_cache_dir(tmp_path / "x") == tmp_path / "x"
+
+
+def _net_and_data(tmp_path: Path, per_class: int = 3):
+    ds = Dataset.load(make_dataset(tmp_path / "ds", classes=2, per_class=per_class))
+    net = create_classifier("base_cnn", num_classes=2, input_size=32, freeze="frozen")
+    return net, ds
+
+
+def _req(tmp_path: Path, name: str, **kw) -> F.FeatureRequest:
+    return F.FeatureRequest(
+        variants=("base", "hflip"), dtype="float32", cache_dir=tmp_path / name, batch_size=4, **kw
+    )
+
+
+def test_onnxruntime_features_match_torch_and_share_the_key(tmp_path: Path) -> None:
+    net, ds = _net_and_data(tmp_path)
+    training = net.backbone.training
+    t = F.cached_features(net, ds, ds.records, _req(tmp_path, "t", backend="torch"))
+    o = F.cached_features(net, ds, ds.records, _req(tmp_path, "o", backend="onnxruntime"))
+    assert o.key == t.key  # interchangeable features: the backend is not part of the key
+    np.testing.assert_allclose(o.features, t.features, rtol=1e-4, atol=1e-4)
+    assert json.loads((o.path / "meta.json").read_text())["backend"] == "onnxruntime"
+    assert json.loads((t.path / "meta.json").read_text())["backend"] == "torch"
+    assert len(list((tmp_path / "o" / "onnx").glob("*.onnx"))) == 1
+    assert not (tmp_path / "t" / "onnx").exists()
+    # the backbone is left as it was found: default layout, train flag restored
+    assert not F._is_channels_last(net.backbone) and net.backbone.training == training
+
+
+def test_exported_graph_is_reused_by_other_records(tmp_path: Path, monkeypatch) -> None:
+    net, ds = _net_and_data(tmp_path)
+    F.cached_features(net, ds, ds.records, _req(tmp_path, "c", backend="onnxruntime"))
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("the backbone was exported again")
+
+    monkeypatch.setattr(torch.onnx, "export", no_export)
+    # auto: a tiny pass alone would not pay for an export, but the cached graph is free
+    fs = F.cached_features(net, ds, ds.records[:4], _req(tmp_path, "c", backend="auto"))
+    assert json.loads((fs.path / "meta.json").read_text())["backend"] == "onnxruntime"
+
+
+def test_auto_uses_torch_for_small_passes_and_onnx_for_large(tmp_path: Path, monkeypatch) -> None:
+    net, ds = _net_and_data(tmp_path)
+    small = F.cached_features(net, ds, ds.records, _req(tmp_path, "s"))
+    assert json.loads((small.path / "meta.json").read_text())["backend"] == "torch"
+    monkeypatch.setattr(F, "ORT_PAYBACK_S", 0.0)
+    large = F.cached_features(net, ds, ds.records, _req(tmp_path, "l"))
+    assert json.loads((large.path / "meta.json").read_text())["backend"] == "onnxruntime"
+    np.testing.assert_allclose(large.features, small.features, rtol=1e-4, atol=1e-4)
+
+
+def test_auto_falls_back_to_torch_with_a_reason(tmp_path: Path, monkeypatch, caplog) -> None:
+    net, ds = _net_and_data(tmp_path)
+    monkeypatch.setattr(F, "ORT_PAYBACK_S", 0.0)
+    real = F._OrtRunner.__call__
+    monkeypatch.setattr(F._OrtRunner, "__call__", lambda self, x: real(self, x) + 1e-2)
+    with caplog.at_level("WARNING", logger="cvpipe.engine.features"):
+        fs = F.cached_features(net, ds, ds.records, _req(tmp_path, "a"))
+    assert json.loads((fs.path / "meta.json").read_text())["backend"] == "torch"
+    assert "differ from PyTorch's" in caplog.text and "feature backend: torch" in caplog.text
+    # asked for explicitly, the same mismatch is an error, not a silent substitution
+    with pytest.raises(F.FeatureBackendError, match="feature_backend: torch"):
+        F.cached_features(net, ds, ds.records, _req(tmp_path, "b", backend="onnxruntime"))
+    assert not any(p.name.endswith(".tmp") for p in (tmp_path / "b").iterdir())
+
+
+def test_export_failure_falls_back_or_raises(tmp_path: Path, monkeypatch, caplog) -> None:
+    net, ds = _net_and_data(tmp_path)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unsupported operator")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    monkeypatch.setattr(F, "ORT_PAYBACK_S", 0.0)
+    with caplog.at_level("WARNING", logger="cvpipe.engine.features"):
+        fs = F.cached_features(net, ds, ds.records, _req(tmp_path, "a"))
+    assert fs.status == "miss" and "unsupported operator" in caplog.text
+    assert list((tmp_path / "a" / "onnx").iterdir()) == []  # no half-written graph
+    with pytest.raises(F.FeatureBackendError, match="unsupported operator"):
+        F.cached_features(net, ds, ds.records, _req(tmp_path, "b", backend="onnxruntime"))
+    with pytest.raises(F.FeatureBackendError, match="valid: auto, torch, onnxruntime"):
+        F.cached_features(net, ds, ds.records, _req(tmp_path, "c", backend="onnx"))
+
+
+def test_onnxruntime_needs_cpu_float32(tmp_path: Path) -> None:
+    net, ds = _net_and_data(tmp_path)
+    req = _req(tmp_path, "c", backend="onnxruntime", amp_dtype=torch.bfloat16)
+    with pytest.raises(F.FeatureBackendError, match="amp: off"):
+        F.cached_features(net, ds, ds.records, req)
+
+
+def test_feature_threads_stay_within_the_budget() -> None:
+    cpu = torch.device("cpu")
+    torch.set_num_threads(1)
+    assert F.feature_threads(4, cpu) == (0, 1)  # no decode worker beside a single thread
+    torch.set_num_threads(2)
+    assert F.feature_threads(4, cpu) == (1, 1)
+    assert F.feature_threads(0, cpu) == (0, 2)
+    torch.set_num_threads(16)
+    assert F.feature_threads(4, cpu) == (2, 14)
+    assert F.feature_threads(4, cpu, threads=3) == (2, 3)
+    assert F.feature_threads(6, torch.device("cuda")) == (6, 16)  # GPU: decode is the work
+
+
+def test_feature_backend_in_train_config(tmp_path: Path) -> None:
+    assert cfg(tmp_path).feature_backend == "auto"
+    assert cfg(tmp_path, feature_backend="torch").feature_backend == "torch"
+    with pytest.raises(ConfigError, match="feature_backend"):
+        cfg(tmp_path, feature_backend="tensorrt")
