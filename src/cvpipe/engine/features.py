@@ -15,6 +15,29 @@ preprocessing, the variants, the dtype and the hash of the records used (id, fil
 so repeated runs and tuning trials share entries. Entries are written to a temporary
 directory and renamed into place: a killed feature pass never leaves a half cache.
 
+The pass runs under ``torch.inference_mode`` with the backbone in eval mode and
+channels_last; images are decoded in DataLoader workers and the backbone runs in the main
+process, with workers + compute threads kept within the thread budget
+(:func:`feature_threads`). On CPU the backbone can run in ONNX Runtime instead
+(``FeatureRequest.backend`` / ``feature_backend`` in the train config):
+
+- ``torch``: eager PyTorch.
+- ``onnxruntime``: export the backbone once (TorchScript exporter, opset 17, dynamic
+  batch) to ``<cache root>/onnx/<graph key>.onnx`` (key: model, weights digest, input
+  shape, torch version, opset; not the records, so train, val and all tuning trials share
+  one graph) and run it in an ONNX Runtime CPU session; its features for the first images
+  of the first batch must match PyTorch's within 1e-4 (abs + rel), else
+  :class:`FeatureBackendError`. CPU and float32 only.
+- ``auto`` (default): ``onnxruntime`` on CPU when the graph is already cached, or when the
+  PyTorch pass would take longer than ``ORT_PAYBACK_S`` (estimated from the first
+  images) so that the one-off export (2-6 s for EfficientNet-Lite0 here) pays for itself;
+  PyTorch otherwise, and PyTorch with a logged reason when the export fails or the check
+  does not match.
+
+The two backends agree to about 1e-5 (below the float16 storage step), so the backend is
+not part of the cache key: entries are interchangeable, and ``meta.json`` records which
+backend wrote them.
+
 Example:
     >>> fs = cached_features(net, ds, records, FeatureRequest(variants=("base", "hflip")))  # doctest: +SKIP
     >>> fs.status, fs.features.shape  # doctest: +SKIP
