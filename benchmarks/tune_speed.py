@@ -108,7 +108,7 @@ def main() -> None:
             "tune_speed",
             {"speedup": round(speedup, 1), "overhead_per_trial_s": round(overhead, 2)},
             {
-                "images": demo.counting_images, "image_size": size, "epochs": epochs, "trials": TRIALS,
+                "quick": args.quick, "images": demo.counting_images, "image_size": size, "epochs": epochs, "trials": TRIALS,
                 "backbone": "tf_efficientnet_lite0", "weights": source,
                 "study_s": round(t_tune, 2), "plain_runs_s": round(t_plain, 2),
                 "trial_s": [round(d, 2) for d in durations],
