@@ -561,7 +561,7 @@ def worker_main(spec_path: str) -> int:
     try:
         run_worker(TuneConfig.model_validate(spec["config"]), int(spec["worker"]))
     except CvpipeError as exc:
-        print(f"cvpipe tune worker {spec['worker']}: error: {exc}", file=sys.stderr, flush=True)
+        logging.getLogger("cvpipe.tune").error("worker %s: %s", spec["worker"], exc)
         return exc.exit_code
     return 0
 
