@@ -137,3 +137,53 @@ def test_transforms_and_cacheability() -> None:
     assert not AugmentConfig(color_jitter=0.2).cacheable
     assert draft_size(PRE) == 36
     assert draft_size(Preprocess(), AugmentConfig(crop="random-resized")) > 256
+
+
+def test_random_resized_crop_transform_is_the_torchvision_pipeline() -> None:
+    from PIL import Image
+    from torchvision.transforms import v2 as T
+
+    from cvpipe.data.transforms import RandomResizedCropTransform
+
+    aug = AugmentConfig(crop="random-resized", hflip=True, color_jitter=0.3, trivial_augment=True)
+    tf = train_transform(PRE, aug)
+    assert isinstance(tf, RandomResizedCropTransform)
+    reference = T.Compose([T.ToImage(), tf.crop, tf.rest])  # what train_transform used to be
+    g = torch.Generator().manual_seed(0)
+    im = Image.fromarray(
+        torch.randint(0, 256, (90, 130, 3), generator=g, dtype=torch.uint8).numpy()
+    )
+    for seed in range(20):
+        with seeded_rng(seed):
+            a = tf(im)
+        with seeded_rng(seed):
+            b = reference(im)
+        assert torch.equal(a, b)
+
+
+def test_random_resized_crop_decodes_just_enough_for_its_box(
+    tmp_path: Path, make_image, monkeypatch
+) -> None:
+    from cvpipe.data import datasets
+
+    ds = _dataset(tmp_path, make_image, n=1, size=(800, 600))
+    aug = AugmentConfig(crop="random-resized", hflip=True)
+    drafted = ImageDataset(ds, ds.records, train_transform(PRE, aug), draft=draft_size(PRE, aug))
+    full = ImageDataset(ds, ds.records, train_transform(PRE, aug))  # draft=None: full decode
+    seen: list[tuple[tuple[int, int], tuple[int, int, int, int]]] = []
+    apply = datasets.RandomResizedCropTransform.apply
+
+    def spy(self, im, box, size):  # type: ignore[no-untyped-def]
+        seen.append((im.size, box))
+        return apply(self, im, box, size)
+
+    monkeypatch.setattr(datasets.RandomResizedCropTransform, "apply", spy)
+    for seed in range(12):
+        a, b = drafted[(0, seed)][0], full[(0, seed)][0]
+        assert torch.equal(a, drafted[(0, seed)][0])  # same seed, same crop and flip
+        assert (a - b).abs().mean() < 0.25  # the same crop, decoded at another scale
+        (dw, dh), (_, _, bh, bw) = seen[-3]
+        assert seen[-2] == ((800, 600), seen[-3][1])  # the full decode got the same box
+        assert bw * dw / 800 >= 32 - 1e-6 and bh * dh / 600 >= 32 - 1e-6
+    sizes = {s for s, _ in seen[::3]}
+    assert min(sizes) < (800, 600) and max(w for w, _ in sizes) <= 800  # some boxes drafted

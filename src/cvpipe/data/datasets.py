@@ -40,6 +40,7 @@ from torch.utils.data import Sampler
 from cvpipe.data.images import ImageReadError, decode
 from cvpipe.data.manifest import Dataset, Record
 from cvpipe.data.problems import OnError
+from cvpipe.data.transforms import RandomResizedCropTransform
 from cvpipe.errors import DatasetError, DatasetFormatError
 
 if TYPE_CHECKING:
@@ -118,6 +119,10 @@ class ImageDataset(torch.utils.data.Dataset):
         records: the records to serve, in order.
         transform: PIL image → tensor (see :mod:`cvpipe.data.transforms`).
         draft: JPEG reduced-size decode: the shorter side is decoded at least this large.
+            With a :class:`~cvpipe.data.transforms.RandomResizedCropTransform` the crop
+            box is drawn from the record's width/height first and the decode is sized
+            for that box instead (just large enough that the box keeps the output size);
+            None decodes in full.
         pack: a :class:`~cvpipe.data.pack.PackReader`; packed records skip decoding.
         on_error: ``skip`` returns :class:`Skipped` for unreadable images; ``fail``
             raises :class:`DatasetFormatError`.
@@ -125,7 +130,7 @@ class ImageDataset(torch.utils.data.Dataset):
     Items:
         ``dataset[i]`` or ``dataset[(i, sample_seed)]`` → ``(tensor [3,S,S] float32, int)``
         or a :class:`Skipped`. With a ``sample_seed`` torch's generator is seeded first so
-        random augmentation is reproducible.
+        random augmentation is reproducible (the same crop whatever the decode size).
     """
 
     def __init__(
@@ -149,8 +154,12 @@ class ImageDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def load_image(self, index: int) -> Image.Image:
+    def load_image(self, index: int, size: tuple[int, int] | None = None) -> Image.Image:
         """The decoded RGB image of record ``index`` (from the pack when present).
+
+        Args:
+            index: record position.
+            size: JPEG draft ``(w, h)`` to decode at least; default ``(draft, draft)``.
 
         Raises:
             ImageReadError: missing, unreadable, truncated or corrupt file.
@@ -160,26 +169,42 @@ class ImageDataset(torch.utils.data.Dataset):
             arr = self.pack.get(rec)
             if arr is not None:
                 return Image.fromarray(arr, "RGB")
-        size = (self.draft, self.draft) if self.draft else None
+        if size is None and self.draft:
+            size = (self.draft, self.draft)
         return decode(self.dataset.image_path(rec), "RGB", draft=size)
 
     def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int] | Skipped:
         index, sample_seed = item if isinstance(item, tuple) else (item, None)
+        if sample_seed is None:
+            return self._sample(index)
+        # seed this sample's augmentation without disturbing the caller's generator
+        # (in-process loading must not shift the dropout masks of the training step)
+        with seeded_rng(sample_seed):
+            return self._sample(index)
+
+    def _sample(self, index: int) -> tuple[torch.Tensor, int] | Skipped:
         rec = self.records[index]
+        planned = isinstance(self.transform, RandomResizedCropTransform) and (
+            rec.width > 0 and rec.height > 0
+        )
         try:
-            im = self.load_image(index)
+            if planned:
+                # draw the crop from the header size, then decode just enough pixels for it
+                rrc: RandomResizedCropTransform = self.transform  # type: ignore[assignment]
+                box = rrc.box(rec.width, rec.height)
+                need = rrc.decode_size(box, rec.width, rec.height) if self.draft else None
+                im = self.load_image(index, need or (rec.width, rec.height))
+            else:
+                im = self.load_image(index)
         except ImageReadError as exc:
             if self.on_error == "fail":
                 raise DatasetFormatError(
                     f"{exc.message} (set on_error: skip to skip unreadable images)", path=exc.path
                 ) from None
             return Skipped(rec.id, rec.file, exc.kind, exc.message)
-        if sample_seed is None:
-            return self._transform(im), self.targets[index]
-        # seed this sample's augmentation without disturbing the caller's generator
-        # (in-process loading must not shift the dropout masks of the training step)
-        with seeded_rng(sample_seed):
-            return self._transform(im), self.targets[index]
+        if planned:
+            return rrc.apply(im, box, (rec.width, rec.height)), self.targets[index]
+        return self._transform(im), self.targets[index]
 
     def _transform(self, im: Image.Image) -> torch.Tensor:
         if self.transform is None:
