@@ -117,7 +117,7 @@ class FeatureRequest:
         dtype: storage dtype (``float16`` halves the disk and memory).
         cache_dir: cache root (see :func:`default_cache_dir`).
         batch_size: images per backbone forward.
-        workers: DataLoader workers.
+        workers: DataLoader workers (an upper bound on CPU, see :func:`feature_threads`).
         device: where the backbone runs.
         amp_dtype: autocast dtype for the backbone, or None.
         draft: JPEG draft decode size.
