@@ -76,6 +76,41 @@ def test_healthy_trainer_run_is_silent_and_traced(tmp_path: Path, tiny: Path) ->
     assert not (run / "health" / "report.html").exists()  # report: auto skips smoke-sized runs
 
 
+def test_sampled_updates_match_a_hand_computed_step(tmp_path: Path, tiny: Path) -> None:
+    """Relative updates are right on consecutive sampled steps (buffers reused) and after
+    unsampled gaps (buffers released)."""
+    expected: dict[int, dict[str, float]] = {}
+
+    class Watch(Callback):
+        def on_train_start(self, state) -> None:  # type: ignore[no-untyped-def]
+            groups = parameter_groups(state.model, HealthConfig().max_groups)
+            before: list[torch.Tensor] = []
+            opt = state.optimizer
+
+            def pre(*_) -> None:  # type: ignore[no-untyped-def]
+                before[:] = [p.detach().clone() for _, ps in groups for p in ps]
+
+            def post(*_) -> None:  # type: ignore[no-untyped-def]
+                it = iter(before)
+                row = {}
+                for name, ps in groups:
+                    d = sum(float((p.detach() - next(it)).norm()) ** 2 for p in ps) ** 0.5
+                    w = sum(float(p.detach().norm()) ** 2 for p in ps) ** 0.5
+                    row[name] = d / w
+                expected[len(expected) + 1] = row
+
+            opt.register_step_pre_hook(pre)
+            opt.register_step_post_hook(post)
+
+    run = tmp_path / "run"
+    train(tiny, run, cfg(tmp_path, "health.sample_every=3", "health.early_steps=3", epochs=2),
+          callbacks=[Watch()])  # fmt: skip
+    tr, _ = read(run)
+    assert [s["s"] for s in tr.samples][:4] == [1, 2, 3, 6]
+    for smp in tr.samples:
+        assert smp["update"] == pytest.approx(expected[smp["s"]], rel=1e-4)
+
+
 def test_hooks_are_removed_after_training(tmp_path: Path, tiny: Path) -> None:
     class Grab(Callback):
         def on_train_start(self, state):

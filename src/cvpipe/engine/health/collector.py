@@ -114,6 +114,24 @@ def _norms(tensors: list[torch.Tensor]) -> list[float]:
     return [float(v.float().cpu()) for v in vals]
 
 
+def _foreach_copy_(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
+    fn = getattr(torch, "_foreach_copy_", None)
+    if fn is not None:
+        fn(dst, src)
+    else:
+        for d, x in zip(dst, src, strict=True):
+            d.copy_(x)
+
+
+def _foreach_sub_(dst: list[torch.Tensor], src: list[torch.Tensor]) -> None:
+    fn = getattr(torch, "_foreach_sub_", None)
+    if fn is not None:
+        fn(dst, src)
+    else:
+        for d, x in zip(dst, src, strict=True):
+            d.sub_(x)
+
+
 def _group_norms(names: list[str], index: list[int], per_param: list[float]) -> dict[str, float]:
     sq = [0.0] * len(names)
     for gi, v in zip(index, per_param, strict=True):
@@ -138,6 +156,7 @@ class HealthCollector(Callback):
         self._act_handles: list[Any] = []
         self._acts: dict[str, torch.Tensor] = {}
         self._before: list[torch.Tensor] | None = None
+        self._spare: list[torch.Tensor] | None = None
         self._grads: dict[str, float] = {}
         self._weights: dict[str, float] = {}
         self._state: TrainState | None = None
@@ -241,7 +260,10 @@ class HealthCollector(Callback):
                 {"kind": "sys", "s": s, "t": round(now - self._t0, 3), **self.system.sample()}
             )
         self.next_step = s + 1
-        self._arm_activations(self.is_sample(self.next_step))
+        sample_next = self.is_sample(self.next_step)
+        if not sample_next:
+            self._spare = None  # no model-sized buffer held between sparse samples
+        self._arm_activations(sample_next)
 
     def on_epoch_end(self, state: TrainState, row: dict[str, Any]) -> None:
         self._write(dict(row))
@@ -281,7 +303,7 @@ class HealthCollector(Callback):
                 for k, v in _group_norms(names, idx, grads).items()
                 if k in {names[j] for j in idx}
             }
-            self._before = [p.detach().clone() for p in self.params]
+            self._before = self._snapshot_params()
 
     def _post_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if self._before is None:
@@ -289,7 +311,9 @@ class HealthCollector(Callback):
         before, self._before = self._before, None
         with torch.no_grad():
             weights = _norms([p.detach() for p in self.params])
-            deltas = _norms([p.detach() - b for p, b in zip(self.params, before, strict=True)])
+            _foreach_sub_(before, [p.detach() for p in self.params])  # before - after, in place
+            deltas = _norms(before)
+        self._spare = before  # reused by the next sampled step (the first steps are consecutive)
         w = _group_norms(self.group_names, self.group_index, weights)
         d = _group_norms(self.group_names, self.group_index, deltas)
         update = {g: d[g] / w[g] for g in w if w[g] > 1e-12}
@@ -304,6 +328,24 @@ class HealthCollector(Callback):
                     or self.next_step <= rule.params["steps"]
                 ):
                     self._fire(self._state, rule.name, rule.action, self.next_step, msg)
+
+    def _snapshot_params(self) -> list[torch.Tensor]:
+        """A copy of the trained parameters, into the previous sample's buffers when they
+        are still held (fresh allocations of a model-sized copy cost more than the copy on
+        CPU: page faults)."""
+        params = [p.detach() for p in self.params]
+        spare, self._spare = self._spare, None
+        if (
+            spare is None
+            or len(spare) != len(params)
+            or any(
+                b.shape != p.shape or b.dtype != p.dtype or b.device != p.device
+                for b, p in zip(spare, params, strict=True)
+            )
+        ):
+            return [p.clone() for p in params]
+        _foreach_copy_(spare, params)
+        return spare
 
     def _arm_activations(self, on: bool) -> None:
         if on and not self._act_handles and self.layers:
@@ -387,6 +429,7 @@ class HealthCollector(Callback):
         for h in self._handles:
             h.remove()
         self._arm_activations(False)
+        self._before = self._spare = None
         if self._file is not None:
             self._file.close()
             self._file = None
