@@ -17,9 +17,8 @@ import time
 
 import numpy as np
 import torch
-from PIL import Image
-
 from common import parser, report
+from PIL import Image
 
 QUICK = ("ssdlite320_mobilenet_v2", "ssdlite320_mobilenet_v2_fpnlite", "ssd512_resnet50")
 FULL = QUICK + ("ssd300_vgg16", "ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_fpn",

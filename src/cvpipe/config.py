@@ -117,7 +117,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise ConfigError(f"{p}: config file not found")
     try:
-        data = yaml.load(p.read_text(encoding="utf-8"), Loader=_ConfigLoader)  # a SafeLoader subclass
+        data = yaml.load(
+            p.read_text(encoding="utf-8"), Loader=_ConfigLoader
+        )  # a SafeLoader subclass
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = f":{mark.line + 1}" if mark is not None else ""

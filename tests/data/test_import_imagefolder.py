@@ -238,7 +238,9 @@ def test_run_import_summary_counts_objects_for_detection(tmp_path: Path) -> None
     write_image(src / "images" / "a.jpg", (40, 40))
     write_image(src / "images" / "b.jpg", (40, 40))
     (src / "labels").mkdir()
-    (src / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.2 0.2\n0 0.7 0.7 0.2 0.2\n")
+    (src / "labels" / "a.txt").write_text(
+        "0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.2 0.2\n0 0.7 0.7 0.2 0.2\n"
+    )
     (src / "labels" / "b.txt").write_text("")  # an image without objects
     (src / "classes.txt").write_text("cat\ndog\n")
     summary = run_import("yolo", src, tmp_path / "ds")

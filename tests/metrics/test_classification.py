@@ -121,6 +121,7 @@ def test_streaming_equals_whole() -> None:
 
 def test_against_sklearn() -> None:
     import sklearn.metrics as sk  # a test dependency (pyproject [test])
+
     rng = np.random.default_rng(1)
     y = rng.integers(0, 5, 300)
     p = np.where(rng.random(300) < 0.6, y, rng.integers(0, 5, 300))

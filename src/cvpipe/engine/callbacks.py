@@ -120,7 +120,9 @@ class CallbackList(Callback):
             try:
                 cb.on_train_failed(state, error)
             except Exception:  # never hide the original error
-                log.exception("callback %s failed while handling a training error", type(cb).__name__)
+                log.exception(
+                    "callback %s failed while handling a training error", type(cb).__name__
+                )
 
 
 class Monitor:

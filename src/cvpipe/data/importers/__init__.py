@@ -26,4 +26,12 @@ from cvpipe.data.importers import (  # noqa: E402,F401  isort: skip
     yolo,
 )
 
-__all__ = ["IMPORTERS", "ImportOptions", "ImportSummary", "Importer", "RawRecord", "import_dataset", "run_import"]
+__all__ = [
+    "IMPORTERS",
+    "ImportOptions",
+    "ImportSummary",
+    "Importer",
+    "RawRecord",
+    "import_dataset",
+    "run_import",
+]
