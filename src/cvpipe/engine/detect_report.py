@@ -262,21 +262,14 @@ def write_detect_compare_report(path: str | Path, data: Mapping[str, Any]) -> Pa
     """Write the detector comparison report (``data``: compare.json's content), plus
     ``pr_curves.png`` and ``iou_distributions.png`` beside it."""
     from cvpipe.engine.detect_compare import _ci, overall_table
+    from cvpipe.engine.eval_report import compare_report_head
 
+    r = compare_report_head(
+        data,
+        overall_table(data),
+        "Δ mAP and its paired bootstrap 95% CI (images resampled) are against the baseline",
+    )
     names = [run["name"] for run in data["runs"]]
-    r = Report(
-        f"Comparison: {' vs '.join(names)}",
-        subtitle=f"{data['n']} images of {data['dataset']} [{data['split']}], baseline {data['baseline']}",
-    )
-    r.section("Overall")
-    if data.get("notice"):
-        r.note(data["notice"], level="warning")
-    headers, rows = overall_table(data)
-    r.table(
-        headers,
-        rows,
-        caption="Δ mAP and its paired bootstrap 95% CI (images resampled) are against the baseline",
-    )
     for p in data["pairs"]:
         lo, hi = p["ci_low"], p["ci_high"]
         verdict = "n/a" if lo is None else ("excludes 0" if lo > 0 or hi < 0 else "includes 0")

@@ -229,11 +229,17 @@ def training_curves(
     return curves
 
 
-def write_compare_report(path: str | Path, data: dict[str, Any], runs: Sequence[Path]) -> Path:
-    """Write the comparison report (tables, paired statistics, F1 bars, training curves)."""
-    from cvpipe.engine.compare import overall_table, per_class_table
+def compare_report_head(
+    data: Any, overall: tuple[list[str], list[list[Any]]], caption: str
+) -> Report:
+    """A comparison report's title and "Overall" section (shared by every task).
 
-    names = [r["name"] for r in data["runs"]]
+    Args:
+        data: compare.json's content (runs, n, dataset, split, baseline, notice).
+        overall: (headers, rows) of the side-by-side table.
+        caption: what the Δ columns are measured against.
+    """
+    names = [run["name"] for run in data["runs"]]
     r = Report(
         f"Comparison: {' vs '.join(names)}",
         subtitle=f"{data['n']} images of {data['dataset']} [{data['split']}], baseline {data['baseline']}",
@@ -241,12 +247,21 @@ def write_compare_report(path: str | Path, data: dict[str, Any], runs: Sequence[
     r.section("Overall")
     if data.get("notice"):
         r.note(data["notice"], level="warning")
-    headers, rows = overall_table(data)
-    r.table(
-        headers,
-        rows,
-        caption="Δ acc, its paired bootstrap 95% CI and McNemar's p are against the baseline",
+    headers, rows = overall
+    r.table(headers, rows, caption=caption)
+    return r
+
+
+def write_compare_report(path: str | Path, data: dict[str, Any], runs: Sequence[Path]) -> Path:
+    """Write the comparison report (tables, paired statistics, F1 bars, training curves)."""
+    from cvpipe.engine.compare import overall_table, per_class_table
+
+    r = compare_report_head(
+        data,
+        overall_table(data),
+        "Δ acc, its paired bootstrap 95% CI and McNemar's p are against the baseline",
     )
+    names = [run["name"] for run in data["runs"]]
     for p in data["pairs"]:
         mc = p["mcnemar"]
         verdict = "significant at 5%" if mc["p_value"] < 0.05 else "not significant at 5%"
