@@ -27,7 +27,7 @@ per-class AP), IoU and confidence statistics, PR curves and counting from detect
 (threshold chosen on val). A pretrained benchmark detector is evaluated the same way,
 without training:
 
-  cvpipe eval --benchmark-model ssd_mobilenet_v2_coco --class-map planes.yaml \
+  cvpipe eval --benchmark-model ssd_mobilenet_v2_coco --class-map planes.yaml \\
       --data datasets/planes --out evals/tf_ssd
   cvpipe eval --benchmark-model detector.onnx --class-map map.json --data datasets/planes --out evals/onnx
   cvpipe eval --benchmark-model frozen_inference_graph.pb --benchmark-config graph.pbtxt ...
