@@ -141,6 +141,18 @@ def _groups(sample: dict[str, Any], key: str) -> dict[str, float]:
     return {g: float(v) for g, v in (sample.get(key) or {}).items() if v is not None}
 
 
+class _PerSample(Rule):
+    """A rule that is exactly its :meth:`check_sample`, applied to every sampled step."""
+
+    def check(self, trace: Trace) -> tuple[list[Hit], int]:
+        hits = [
+            (int(s["s"]), f"step {s['s']}: {m}")
+            for s in trace.samples
+            if (m := self.check_sample(s, trace))
+        ]
+        return hits, len(trace.samples)
+
+
 # ------------------------------------------------------------------------- loss rules
 @register
 class LossNotDecreasing(Rule):
@@ -324,7 +336,7 @@ class ExplodingTensor(Rule):
 
 
 @register
-class VanishingGradient(Rule):
+class VanishingGradient(_PerSample):
     name = "VanishingGradient"
     description = (
         "Checks whether gradients become tiny, overall or in early layers compared with late "
@@ -349,14 +361,6 @@ class VanishingGradient(Rule):
         if len(norms) > 1 and lo < self.params["ratio"] * hi:
             return f"gradient norm of {lo_g} is {lo:.3g}, {lo / hi:.2g} of {hi_g}'s {hi:.3g}"
         return None
-
-    def check(self, trace: Trace) -> tuple[list[Hit], int]:
-        hits = [
-            (int(s["s"]), f"step {s['s']}: {m}")
-            for s in trace.samples
-            if (m := self.check_sample(s, trace))
-        ]
-        return hits, len(trace.samples)
 
 
 @register
@@ -441,7 +445,7 @@ class PoorWeightInitialization(Rule):
 
 
 @register
-class DeadReLU(Rule):
+class DeadReLU(_PerSample):
     name = "DeadReLU"
     description = "Checks for ReLU layers whose outputs are (almost) all zero."
     recommendation = (
@@ -468,17 +472,9 @@ class DeadReLU(Rule):
             return f"{len(dead)} of {len(relus)} ReLU layers dead ({', '.join(dead[:4])})"
         return None
 
-    def check(self, trace: Trace) -> tuple[list[Hit], int]:
-        hits = [
-            (int(s["s"]), f"step {s['s']}: {m}")
-            for s in trace.samples
-            if (m := self.check_sample(s, trace))
-        ]
-        return hits, len(trace.samples)
-
 
 @register
-class SaturatedActivation(Rule):
+class SaturatedActivation(_PerSample):
     name = "SaturatedActivation"
     description = (
         "Checks sigmoid and tanh layers for saturation (outputs pinned near their limits, "
@@ -495,14 +491,6 @@ class SaturatedActivation(Rule):
             if sat is not None and sat >= self.params["saturated_fraction"]:
                 return f"{n}: {sat:.0%} of outputs saturated"
         return None
-
-    def check(self, trace: Trace) -> tuple[list[Hit], int]:
-        hits = [
-            (int(s["s"]), f"step {s['s']}: {m}")
-            for s in trace.samples
-            if (m := self.check_sample(s, trace))
-        ]
-        return hits, len(trace.samples)
 
 
 @register
