@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -50,6 +51,34 @@ def atomic_open(
             os.fsync(f.fileno())
         os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_link_or_copy(src: str | Path, dst: str | Path) -> None:
+    """Make ``dst`` an atomic copy of the finished file ``src``.
+
+    A hard link where the file system has them (no second write of the bytes; a later
+    atomic replace of ``src`` gives ``src`` a new inode, so ``dst`` keeps this content),
+    else a byte copy. Either way ``dst`` is swapped in by one rename.
+    """
+    src, dst = Path(src), Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.parent / f".{dst.name}.{os.getpid()}.{threading.get_ident()}.link"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:  # no hard links here (some network and FAT file systems)
+            with open(src, "rb") as fin, open(tmp, "wb") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
+                fout.flush()
+                os.fsync(fout.fileno())
+            os.chmod(tmp, _file_mode())
+        os.replace(tmp, dst)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -60,7 +60,7 @@ from cvpipe.engine.loop import (
 from cvpipe.engine.optim import build_optimizer, build_scheduler
 from cvpipe.engine.runs import MetricsLog, ModelCard, RunDir, read_metrics
 from cvpipe.errors import CheckpointError, ConfigError, DatasetError
-from cvpipe.io import read_json, write_json
+from cvpipe.io import atomic_link_or_copy, read_json, write_json
 from cvpipe.progress import Bar
 
 log = logging.getLogger(__name__)
@@ -655,8 +655,8 @@ class _Run:
             "skipped_ids": sorted(self.seen_problems),
         }
         save_checkpoint(self.rd.last, state, full)
-        if improved and best:
-            save_checkpoint(self.rd.best, state, full)
+        if improved and best:  # the same bytes: link rather than serialise twice
+            atomic_link_or_copy(self.rd.last, self.rd.best)
         extra = {
             "stopped_early": stopped,
             "feature_cache": data.cache_status,
