@@ -13,7 +13,16 @@ workers on both sides:
 Two pipelines are measured: ``center`` (Resize(256) + CenterCrop(224) + hflip, the cvpipe
 default and the frozen-backbone recipe) and ``random-resized`` (RandomResizedCrop(224) +
 hflip, full fine-tuning). Each measurement is a fresh process; sides alternate
-(cvpipe, ImageFolder, cvpipe, ImageFolder) and images/s medians are reported.
+(cvpipe, ImageFolder, cvpipe-pack, cvpipe, ...) and images/s medians are reported.
+
+A third arm reads the same photos from a pack (``cvpipe pack``: decoded once, shorter
+side stored at the pipeline's ``draft_size``, 256 px for ``center`` and 448 px for
+``random-resized``, so small-area crops keep their detail). The pack's one-off cost is
+reported with the number of epochs after which packing has paid for itself.
+
+Decoding bounds the JPEG arm of ``random-resized``: libjpeg-turbo must entropy-decode
+every coefficient whatever the draft scale, so a 1/8-scale decode still costs about 70%
+of a full one (``decode_floor`` in the details: ms per photo at scale 1, 1/2, 1/4, 1/8).
 
     python benchmarks/loader_speed.py            # 200 photos, 2 rounds
     python benchmarks/loader_speed.py --quick    # 48 photos, 1 round
@@ -70,16 +79,10 @@ def as_cli_process() -> None:
     mp.set_start_method(None, force=True)
 
 
-def cvpipe_side(root: str, crop: str, batch: int, workers: int) -> dict[str, Any]:
-    as_cli_process()
-    import torch
-    from torch.utils.data import DataLoader
-
-    from cvpipe.data.datasets import EpochSampler, ImageDataset, collate_skip
+def photo_dataset(root: str) -> Any:
+    """A cvpipe dataset over the ImageFolder layout (sizes from the headers)."""
     from cvpipe.data.images import probe
     from cvpipe.data.manifest import Dataset, DatasetInfo, Record
-    from cvpipe.data.transforms import AugmentConfig, draft_size, train_transform
-    from cvpipe.models.preprocess import Preprocess
 
     recs = []
     for ci, c in enumerate(CLASSES):
@@ -95,12 +98,37 @@ def cvpipe_side(root: str, crop: str, batch: int, workers: int) -> dict[str, Any
                     label=ci,
                 )
             )
-    ds = Dataset(
+    return Dataset(
         Path(root), DatasetInfo(name="photos", task="classify", classes=list(CLASSES)), recs
     )
+
+
+def pipeline(crop: str) -> tuple[Any, Any]:
+    from cvpipe.data.transforms import AugmentConfig
+    from cvpipe.models.preprocess import Preprocess
+
     pre = Preprocess(input_size=SIZE, resize_size=RESIZE)
-    aug = AugmentConfig(crop=crop, hflip=True)  # type: ignore[arg-type]
-    data = ImageDataset(ds, recs, train_transform(pre, aug), draft=draft_size(pre, aug))
+    return pre, AugmentConfig(crop=crop, hflip=True)  # type: ignore[arg-type]
+
+
+def cvpipe_side(
+    root: str, crop: str, batch: int, workers: int, pack: str | None = None
+) -> dict[str, Any]:
+    as_cli_process()
+    import torch
+    from torch.utils.data import DataLoader
+
+    from cvpipe.data.datasets import EpochSampler, ImageDataset, collate_skip
+    from cvpipe.data.pack import PackReader
+    from cvpipe.data.transforms import draft_size, train_transform
+
+    ds = photo_dataset(root)
+    recs = ds.records
+    pre, aug = pipeline(crop)
+    reader = PackReader.open(pack) if pack else None
+    data = ImageDataset(
+        ds, recs, train_transform(pre, aug), draft=draft_size(pre, aug), pack=reader
+    )
     sampler = EpochSampler(len(data), seed=0)
     loader = DataLoader(data, batch_size=batch, sampler=sampler, num_workers=workers, collate_fn=collate_skip,
                         generator=torch.Generator().manual_seed(0))  # fmt: skip
@@ -129,6 +157,33 @@ def imagefolder_side(root: str, crop: str, batch: int, workers: int) -> dict[str
     return {"images": n, "seconds": time.perf_counter() - t0}
 
 
+def pack_side(root: str, crop: str, out: str) -> dict[str, Any]:
+    """Build the pack the ``cvpipe-pack`` arm reads (``cvpipe pack --size draft_size``)."""
+    from cvpipe.data.pack import PackConfig, pack_dataset
+    from cvpipe.data.transforms import draft_size
+
+    pre, aug = pipeline(crop)
+    size = draft_size(pre, aug)
+    t0 = time.perf_counter()
+    res = pack_dataset(photo_dataset(root), out, PackConfig(size=size))
+    return {"seconds": time.perf_counter() - t0, "size": size, "mib": res.bytes / 2**20}
+
+
+def decode_floor(root: Path, n: int = 24) -> dict[str, float]:
+    """ms per photo to decode at JPEG scale 1, 1/2, 1/4 and 1/8 (one process)."""
+    files = sorted(root.rglob("*.jpg"))[:n]
+    out = {}
+    for scale in (1, 2, 4, 8):
+        t0 = time.perf_counter()
+        for f in files:
+            with Image.open(f) as im:
+                if scale > 1:
+                    im.draft("RGB", (im.width // scale, im.height // scale))
+                im.load()
+        out[f"1/{scale}"] = round((time.perf_counter() - t0) / len(files) * 1000, 2)
+    return out
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=None)
@@ -150,11 +205,23 @@ def main() -> None:
             "batch": batch,
             "workers": workers,
         }
+        details["decode_floor_ms"] = decode_floor(work / "photos")
         for crop in ("center", "random-resized"):
-            got: dict[str, list[float]] = {"cvpipe": [], "imagefolder": []}
+            pack = str(work / f"pack-{crop}")
+            _, _, packed = run_isolated(pack_side, str(work / "photos"), crop, pack)
+            print(f"{crop:15s} pack at {packed['size']} px: {packed['mib']:.0f} MiB in "
+                  f"{packed['seconds']:.1f} s", flush=True)  # fmt: skip
+            sides = (
+                ("cvpipe", cvpipe_side, ()),
+                ("imagefolder", imagefolder_side, ()),
+                ("cvpipe-pack", cvpipe_side, (pack,)),
+            )
+            got: dict[str, list[float]] = {side: [] for side, _, _ in sides}
             for r in range(rounds):
-                for side, fn in (("cvpipe", cvpipe_side), ("imagefolder", imagefolder_side)):
-                    _, rss, res = run_isolated(fn, str(work / "photos"), crop, batch, workers)
+                for side, fn, extra in sides:
+                    _, rss, res = run_isolated(
+                        fn, str(work / "photos"), crop, batch, workers, *extra
+                    )
                     ips = res["images"] / res["seconds"]
                     got[side].append(ips)
                     print(f"{crop:15s} round {r + 1}/{rounds} {side:12s} {res['images']} images "
@@ -164,7 +231,15 @@ def main() -> None:
             figures[f"speedup_{key}"] = round(med["cvpipe"] / med["imagefolder"], 2)
             figures[f"cvpipe_img_s_{key}"] = round(med["cvpipe"], 1)
             figures[f"imagefolder_img_s_{key}"] = round(med["imagefolder"], 1)
+            figures[f"speedup_{key}_pack"] = round(med["cvpipe-pack"] / med["imagefolder"], 2)
+            # epochs after which pack + pack-fed epochs beat decoding every epoch
+            saved = n / med["cvpipe"] - n / med["cvpipe-pack"]
             details[crop] = {k: [round(x, 2) for x in v] for k, v in got.items()}
+            details[crop]["pack"] = {
+                "size": packed["size"], "mib": round(packed["mib"], 1),
+                "seconds": round(packed["seconds"], 2),
+                "pays_off_after_epochs": round(packed["seconds"] / saved, 1) if saved > 0 else None,
+            }  # fmt: skip
         figures["photos"] = n
         report("loader_speed", figures, details)
     finally:
