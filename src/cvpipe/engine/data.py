@@ -196,6 +196,25 @@ def default_workers(world_size: int = 1) -> int:
     return min(4, max(1, (os.cpu_count() or 1) // world_size))
 
 
+def _suggest_pack(ds: Dataset, train: list[Any], draft: int, epochs: int) -> None:
+    """Say once when a pack would make this run's epochs several times faster.
+
+    Decoding large JPEGs every epoch is bounded by entropy decoding, which a reduced-size
+    (draft) decode does not skip; a pack decodes each image once.
+    """
+    sides = sorted(min(r.width, r.height) for r in train if r.width > 0 and r.height > 0)
+    if epochs < 3 or not sides or sides[len(sides) // 2] < 2 * draft:
+        return
+    log.info(
+        "training images are large (median shorter side %d px) and every epoch decodes them: "
+        "`cvpipe pack %s --size %d --out PACK` once, then `--set pack=PACK`, usually makes "
+        "epochs several times faster (benchmarks/loader_speed.py)",
+        sides[len(sides) // 2],
+        ds.root,
+        draft,
+    )
+
+
 def build_data(
     ds: Dataset,
     splits: Splits,
@@ -239,6 +258,8 @@ def build_data(
     bs = _per_rank_batch(config, dctx)
     pre = net.preprocess
     draft = draft_size(pre, config.augment)
+    if pack is None and dctx.is_main:
+        _suggest_pack(ds, splits.train, draft, config.epochs)
     train_ds = ImageDataset(
         ds,
         splits.train,
