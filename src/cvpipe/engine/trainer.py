@@ -257,6 +257,13 @@ def train(
 class _Run:
     """One training run (state shared by the phases of :func:`train`)."""
 
+    #: ``channels_last: auto`` on CPU: oneDNN convolutions work in NHWC, so classifier
+    #: training skips a layout reorder per layer (fp32 training steps, batch 16 at 128 px
+    #: on a 2-core AVX-512 CPU: +11% img/s for ResNet-18, +22% ResNet-50, +16% VGG16,
+    #: +39% MobileNetV3-Large, +41% EfficientNet-B0; end to end in
+    #: benchmarks/finetune_speed.py).
+    cpu_channels_last = True
+
     def __init__(
         self,
         ds: Dataset,
@@ -283,7 +290,8 @@ class _Run:
         self.callbacks = CallbackList(callbacks if dctx.is_main else ())
         self.amp_dtype = resolve_amp(config.amp, device)
         self.channels_last = config.channels_last == "on" or (
-            config.channels_last == "auto" and device.type == "cuda"
+            config.channels_last == "auto"
+            and (device.type == "cuda" or (device.type == "cpu" and self.cpu_channels_last))
         )
         self.seen_problems: set[str] = set()
         es = config.early_stopping
