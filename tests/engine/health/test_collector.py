@@ -221,3 +221,19 @@ def test_ddp_rank0_writes_the_trace(tmp_path: Path) -> None:
     assert tr.meta["world_size"] == 2
     assert [r["s"] for r in tr.steps] == list(range(1, 2 * tr.meta["steps_per_epoch"] + 1))
     assert len(tr.samples) == len(tr.steps) and found["rules"]
+
+
+def test_activation_stats_read_channels_last_outputs_whole_and_in_place() -> None:
+    collector = HealthCollector(HealthConfig())
+    module = torch.nn.ReLU().train()
+    out = torch.relu(torch.randn(8, 6, 5, 5, generator=torch.Generator().manual_seed(0)))
+    stats = []
+    for x in (out, out.contiguous(memory_format=torch.channels_last)):
+        collector._acts = {}
+        collector._act_hook("relu", "relu")(module, (x,), x)
+        stats.append(collector._activation_stats()["relu"])
+    nchw, nhwc = stats
+    assert nhwc["mean"] == pytest.approx(nchw["mean"], rel=1e-6)
+    assert nhwc["std"] == pytest.approx(nchw["std"], rel=1e-6)
+    assert nhwc["zero"] == pytest.approx(nchw["zero"], rel=1e-6)
+    assert nchw["mean"] == pytest.approx(out.mean().item(), rel=1e-6)  # the whole batch

@@ -364,7 +364,12 @@ class HealthCollector(Callback):
                 return
             with torch.no_grad():
                 x = output.detach()
-                x = x.reshape(-1) if x.is_contiguous() else x[: max(1, x.shape[0] // 4)].reshape(-1)
+                if x.is_contiguous():
+                    x = x.reshape(-1)
+                elif x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+                    x = x.permute(0, 2, 3, 1).reshape(-1)  # storage order: a view, no copy
+                else:
+                    x = x[: max(1, x.shape[0] // 4)].reshape(-1)
                 if x.numel() > ACT_VALUES:
                     x = x[:: x.numel() // ACT_VALUES]  # evenly strided subsample (a view)
                 xf = x.float()
