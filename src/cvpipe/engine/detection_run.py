@@ -219,33 +219,7 @@ class DetectionRun(_Run):
         )  # fmt: skip
         return row
 
-    def _save(
-        self,
-        epoch: int,
-        net: Any,
-        optimizer: Any,
-        scheduler: Any,
-        scaler: Any,
-        meta: dict[str, Any],
-        improved: bool,
-        stopped: bool,
-        history: list[dict[str, Any]],
-        data: Any,
-        best: bool = True,
-    ) -> None:
+    def _update_meta(self, meta: dict[str, Any], history: list[dict[str, Any]]) -> None:
         row = next((r for r in history if r["epoch"] == self.monitor.best_epoch), None)
         if row is not None and "val.count_threshold" in row:
             meta["thresholds"]["count_score"] = row["val.count_threshold"]
-        super()._save(
-            epoch,
-            net,
-            optimizer,
-            scheduler,
-            scaler,
-            meta,
-            improved,
-            stopped,
-            history,
-            data,
-            best=best,
-        )

@@ -634,6 +634,9 @@ class _Run:
                 for s in new:
                     f.write(json.dumps(s.to_json()) + "\n")
 
+    def _update_meta(self, meta: dict[str, Any], history: list[dict[str, Any]]) -> None:
+        """Refresh task-specific ``meta`` entries from the history before a checkpoint."""
+
     def _save(
         self,
         epoch: int,
@@ -650,6 +653,7 @@ class _Run:
     ) -> None:
         if not self.dctx.is_main:
             return
+        self._update_meta(meta, history)
         state = {
             "model": net.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
