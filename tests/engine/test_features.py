@@ -208,8 +208,10 @@ def test_feature_threads_stay_within_the_budget() -> None:
     torch.set_num_threads(1)
     assert F.feature_threads(4, cpu) == (0, 1)  # no decode worker beside a single thread
     torch.set_num_threads(2)
-    assert F.feature_threads(4, cpu) == (1, 1)
-    assert F.feature_threads(0, cpu) == (0, 2)
+    assert F.feature_threads(4, cpu) == (0, 2)  # decoding in-process beats halving compute
+    torch.set_num_threads(4)
+    assert F.feature_threads(4, cpu) == (1, 3)
+    assert F.feature_threads(0, cpu) == (0, 4)
     torch.set_num_threads(16)
     assert F.feature_threads(4, cpu) == (2, 14)
     assert F.feature_threads(4, cpu, threads=3) == (2, 3)

@@ -136,3 +136,25 @@ def test_expand_inputs(tmp_path: Path) -> None:
     ]
     with pytest.raises(ConfigError, match="not supported"):
         expand_inputs(["https://example.com/a.jpg"])
+
+
+def test_folded_inference_matches_the_model_and_leaves_it_alone() -> None:
+    torch.manual_seed(1)
+    net = create_classifier("resnet18", num_classes=3, weights=None, input_size=32, head=HeadSpec())
+    g = torch.Generator().manual_seed(2)
+    for m in net.modules():  # non-trivial running statistics, so folding changes weights
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+    card = ModelCard(task="classify", classes=CLASSES, model="resnet18", head={},
+                     preprocess=net.preprocess, input_size=32)  # fmt: skip
+    p = Predictor(net, card)
+    x = torch.randn(5, 3, 32, 32, generator=g)
+    with torch.inference_mode():
+        want = net.eval()(x).softmax(dim=1).numpy()
+        got = np.stack(p.infer(x))
+    assert np.allclose(got, want, atol=1e-5)
+    fast = p.inference_net(x)
+    assert fast is not p.model
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in p.model.modules()) == 20
