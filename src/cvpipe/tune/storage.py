@@ -125,14 +125,42 @@ def open_storage(
             name: on_stale,
         }
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, engine_kwargs=engine, **kwargs)
+        return _create_storage(optuna, url, engine, kwargs)
     except Exception as exc:  # sqlalchemy.exc.OperationalError and friends
         if isinstance(exc, (MissingDependencyError, ConfigError)):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"storage {redact(url)}: cannot open the database: {first}") from None
+
+
+SCHEMA_RACE_TRIES = 8
+
+
+def _create_storage(optuna: Any, url: str, engine: dict[str, Any], kwargs: dict[str, Any]) -> Any:
+    """``RDBStorage(url)``, retried when another worker is creating the same schema.
+
+    Workers started together on an empty database all create Optuna's tables; PostgreSQL
+    lets one win and fails the others with a unique violation on its type catalogue (or
+    "already exists"). Once the winner has committed, the schema is there and a retry
+    simply opens it.
+    """
+    import random
+    import time
+
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(SCHEMA_RACE_TRIES):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine, **kwargs)
+        except (IntegrityError, ProgrammingError) as exc:
+            race = isinstance(exc, IntegrityError) or "already exists" in str(exc)
+            if not race or attempt == SCHEMA_RACE_TRIES - 1:
+                raise
+            log.debug("storage schema created by another worker meanwhile; retrying: %s", exc)
+            time.sleep(0.2 + random.random() * 0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _pg_driver() -> str:
