@@ -70,14 +70,12 @@ def atomic_link_or_copy(src: str | Path, dst: str | Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
     try:
-        try:
-            os.link(src, tmp)
-        except OSError:  # no hard links here (some network and FAT file systems)
-            with open(src, "rb") as fin, open(tmp, "wb") as fout:
-                shutil.copyfileobj(fin, fout, 1 << 20)
-                fout.flush()
-                os.fsync(fout.fileno())
-            os.chmod(tmp, _file_mode())
+        os.link(src, tmp)
+    except OSError:  # no hard links here (some network and FAT file systems)
+        with open(src, "rb") as fin, atomic_open(dst, "wb") as fout:
+            shutil.copyfileobj(fin, fout, 1 << 20)
+        return
+    try:
         os.replace(tmp, dst)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
