@@ -63,7 +63,9 @@ def test_findings_json_and_report_html(tmp_path: Path) -> None:
     assert data["fired"] == ["StepOutlier"]
     row = next(r for r in data["rules"] if r["rule"] == "StepOutlier")
     assert row["triggered"] > 10 and row["datapoints"] == 59
-    assert row["parameters"] == {"stddev": 3.0, "n_outliers": 10, "min_ratio": 1.5, "skip_steps": 1}
+    assert row["parameters"] == {
+        "stddev": 3.0, "n_outliers": 10, "min_ratio": 1.5, "min_excess_s": 0.02, "skip_steps": 1,
+    }  # fmt: skip
     assert {
         "rule",
         "description",

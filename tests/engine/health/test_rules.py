@@ -185,6 +185,13 @@ def test_step_outlier_robust_and_counted() -> None:
     assert hits("StepOutlier", trace_of(steps([1.0] * 100))) == 0
 
 
+def test_step_outlier_ignores_millisecond_jitter() -> None:
+    # head-only steps on cached features: 1 ms, with 3 ms hiccups every 7th step
+    jitter = steps([1.0] * 100, compute=0.001, data=lambda i: 0.002 if i % 7 == 3 else 0.0)
+    assert hits("StepOutlier", trace_of(jitter)) == 0
+    assert hits("StepOutlier", trace_of(jitter), min_excess_s=0.0) == 14
+
+
 def sysrow(s, **kw):
     return {"kind": "sys", "s": s, "t": s * 0.1, **kw}
 

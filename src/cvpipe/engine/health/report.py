@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from cvpipe.engine.health.config import HealthConfig
-from cvpipe.engine.health.rules import Finding, evaluate_rules, step_outliers
+from cvpipe.engine.health.rules import Finding, StepOutlier, evaluate_rules, step_outliers
 from cvpipe.engine.health.trace import Trace
 from cvpipe.io import write_json
 
@@ -270,7 +270,8 @@ def _step_time(r: Any, trace: Trace) -> None:
     s = Trace.column(trace.steps, "s")
     data, comp = Trace.column(trace.steps, "data_s"), Trace.column(trace.steps, "compute_s")
     total = data + comp
-    idx, limit = step_outliers(total, 3.0, 1.5)
+    d = StepOutlier.defaults
+    idx, limit = step_outliers(total, d["stddev"], d["min_ratio"], d["min_excess_s"])
     r.image(plots.histogram(total[np.isfinite(total)].tolist(), bins=40, title="step time", xlabel="seconds", log_y=True),
             "step time histogram (data wait + compute)")  # fmt: skip
     fig = plots.new_figure(7.5, 3.4)

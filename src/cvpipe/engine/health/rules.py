@@ -521,18 +521,22 @@ class ClassImbalance(Rule):
 
 
 # ------------------------------------------------------------------------- profiler rules
-def step_outliers(times: np.ndarray, stddev: float, min_ratio: float) -> tuple[np.ndarray, float]:
+def step_outliers(
+    times: np.ndarray, stddev: float, min_ratio: float, min_excess_s: float = 0.0
+) -> tuple[np.ndarray, float]:
     """Indices of outlier step times and the threshold used.
 
     The spread is estimated robustly (σ = 1.4826·MAD around the median), so that the
-    outliers themselves do not hide; an outlier must also exceed ``min_ratio`` × median.
+    outliers themselves do not hide; an outlier must also exceed ``min_ratio`` × median
+    and the median by at least ``min_excess_s`` seconds (a 2 ms step among 1 ms ones is
+    scheduling jitter, not a stall).
     """
     ok = np.isfinite(times)
     if ok.sum() < 3:
         return np.array([], dtype=int), math.inf
     med = float(np.median(times[ok]))
     sigma = 1.4826 * float(np.median(np.abs(times[ok] - med)))
-    limit = max(med + stddev * sigma, min_ratio * med)
+    limit = max(med + stddev * sigma, min_ratio * med, med + min_excess_s)
     return np.flatnonzero(ok & (times > limit)), limit
 
 
@@ -547,15 +551,20 @@ class StepOutlier(Rule):
     recommendation = (
         "Check if there are any bottlenecks (CPU, I/O) correlated to the step outliers."
     )
-    defaults = {"stddev": 3.0, "n_outliers": 10, "min_ratio": 1.5, "skip_steps": 1}
+    defaults = {
+        "stddev": 3.0, "n_outliers": 10, "min_ratio": 1.5, "min_excess_s": 0.02, "skip_steps": 1,
+    }  # fmt: skip
     # a step is an outlier when its time (data wait + compute) exceeds median + stddev·σ
-    # (σ robust, from the MAD) and min_ratio × median; fires when there are more than
-    # n_outliers of them; the first skip_steps steps (warm-up) are ignored.
+    # (σ robust, from the MAD), min_ratio × median and median + min_excess_s; fires when
+    # there are more than n_outliers of them; the first skip_steps steps (warm-up) are
+    # ignored.
 
     def check(self, trace: Trace) -> tuple[list[Hit], int]:
         rows = [r for r in trace.steps if r["s"] > self.params["skip_steps"]]
         times = Trace.column(rows, "data_s") + Trace.column(rows, "compute_s")
-        idx, limit = step_outliers(times, self.params["stddev"], self.params["min_ratio"])
+        idx, limit = step_outliers(
+            times, self.params["stddev"], self.params["min_ratio"], self.params["min_excess_s"]
+        )
         if len(idx) <= self.params["n_outliers"]:
             return [], len(rows)
         hits = [(int(rows[i]["s"]), f"step {rows[i]['s']}: {times[i]:.3g} s (limit {limit:.3g} s; "
