@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.conftest import write_image
 
-from conftest import write_image
 from cvpipe.cli.main import main
 
 

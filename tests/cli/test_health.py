@@ -43,7 +43,8 @@ def test_train_prints_health_summary(run: Path, capsys: pytest.CaptureFixture[st
 
 def test_health_reanalyses_with_overrides(run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     args = ["health", str(run), "--set", "rules.StepOutlier.n_outliers=0", "--set", "rules.StepOutlier.stddev=0",
-            "--set", "rules.StepOutlier.min_ratio=0.0", "--set", "rules.StepOutlier.skip_steps=0"]  # fmt: skip
+            "--set", "rules.StepOutlier.min_ratio=0.0", "--set", "rules.StepOutlier.min_excess_s=0",
+            "--set", "rules.StepOutlier.skip_steps=0"]  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "StepOutlier" in out and "stddev:0" in out and "report:" in out

@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tests.conftest import write_image
 
-from conftest import write_image
 from cvpipe.cli.main import main
 from cvpipe.data.eda import eda, imbalance
 from cvpipe.data.manifest import Dataset, DatasetInfo, Record

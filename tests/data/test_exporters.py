@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import write_image
 
-from conftest import write_image
 from cvpipe.data.exporters import EXPORTERS, export_dataset
 from cvpipe.data.exporters.base import export_relpaths
 from cvpipe.data.importers import ImportOptions, import_dataset

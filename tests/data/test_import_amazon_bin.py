@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.conftest import write_image
 
-from conftest import write_image
 from cvpipe.cli.main import main
 from cvpipe.data.importers import ImportOptions, import_dataset
 from cvpipe.data.importers.amazon_bin import as_count

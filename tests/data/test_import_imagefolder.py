@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.conftest import write_image, write_truncated_jpeg
 
-from conftest import write_image, write_truncated_jpeg
 from cvpipe.cli.main import main
 from cvpipe.data.importers import ImportOptions, import_dataset
 from cvpipe.errors import ConfigError, DatasetError, DatasetFormatError

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import write_image
 
-from conftest import write_image
 from cvpipe.cli.main import main
 from cvpipe.data.importers import ImportOptions, import_dataset
 from cvpipe.data.importers.openimages import read_descriptions

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.conftest import write_image, write_truncated_jpeg
 
-from conftest import write_image, write_truncated_jpeg
 from cvpipe.data.importers import ImportOptions, import_dataset
 from cvpipe.data.manifest import Dataset
 from cvpipe.errors import ConfigError, DatasetError, DatasetFormatError

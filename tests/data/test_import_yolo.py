@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.conftest import write_image, write_truncated_jpeg
 
-from conftest import write_image, write_truncated_jpeg
 from cvpipe.data.importers import ImportOptions, import_dataset
 from cvpipe.data.importers.yolo import label_path
 from cvpipe.errors import ConfigError, DatasetFormatError

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from tests.conftest import write_image, write_truncated_jpeg
 
-from conftest import write_image, write_truncated_jpeg
 from cvpipe.cli.main import main
 from cvpipe.data.manifest import Dataset, DatasetInfo, Record
 from cvpipe.data.validate import check_image, validate
