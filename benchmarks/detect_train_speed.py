@@ -8,7 +8,9 @@ optimizer (SGD, momentum 0.9) and number of epochs/steps, horizontal flips as th
 augmentation, on the same device:
 
 - **cvpipe**: :func:`cvpipe.engine.trainer.train` with its defaults (health collector on,
-  metrics.jsonl rows, progress, atomic checkpoints each epoch, validation each epoch);
+  metrics.jsonl rows, progress, atomic checkpoints each epoch, validation each epoch,
+  ``channels_last: auto``, which is on for CPU too; the reference has no such option and
+  runs NCHW);
   its img/s is the training-loop figure it writes per epoch (validation excluded);
 - **plain**: the reference's loop — a map-style dataset decoding with PIL, ``PILToTensor``
   + ``ToDtype`` + ``RandomHorizontalFlip`` (transforms.v2 with ``tv_tensors``), a

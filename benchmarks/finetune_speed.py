@@ -22,7 +22,7 @@ Each measurement is a fresh process; sides alternate per round (cvpipe, plain, c
 plain) and medians are reported, for each setting:
 
 - ``default``: what each side does out of the box: cvpipe's ``amp: auto`` (off on CPU)
-  and ``channels_last: auto`` (on for classifiers on CPU) against the reference script's
+  and ``channels_last: auto`` (on for CPU) against the reference script's
   fp32 NCHW loop. This is the headline ratio.
 - ``fp32``, ``channels_last``, ``bf16`` (autocast), ``bf16_channels_last``: both sides
   with the same setting, so the ratio isolates cvpipe's loop and loader.
@@ -251,7 +251,7 @@ def main() -> None:
         report("finetune_speed", figures, {
             "model": f"torchvision {MODEL}, weights=None", "batch": batch, "crop": size,
             "steps": steps, "warmup": warmup, "workers": workers, "rounds": rounds,
-            "cvpipe_cpu_defaults": "amp auto -> off (fp32), channels_last auto -> on (classifiers)",
+            "cvpipe_cpu_defaults": "amp auto -> off (fp32), channels_last auto -> on",
             "settings": details,
             "note": "CPU only, 2 shared cores; img/s after warmup, data loading included; median over alternating rounds",
         })  # fmt: skip

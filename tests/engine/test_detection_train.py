@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -319,3 +320,18 @@ def test_precise_bn_averages_the_batch_statistics_of_trained_layers_only() -> No
     assert torch.allclose(toy.trained.running_mean, expected, atol=1e-6)
     assert toy.trained.momentum == 0.03
     assert torch.equal(toy.frozen.running_mean, frozen_before)
+
+
+@pytest.mark.parametrize("model", ["ssdlite320_mobilenet_v2", "fasterrcnn_mobilenet_v3_large_fpn"])
+def test_channels_last_trains_like_nchw(tmp_path: Path, model: str) -> None:
+    """channels_last (the CPU default) changes the memory layout, not the training."""
+    ds = make_detect_dataset(tmp_path / "ds")
+    first, epoch = {}, {}
+    for layout in ("on", "off"):
+        train(ds, tmp_path / layout, cfg(f"model={model}", f"channels_last='{layout}'"))
+        steps = read_metrics(tmp_path / layout, kind="step")
+        first[layout] = steps[0]["loss"]  # same weights, same batch: same loss
+        epoch[layout] = read_metrics(tmp_path / layout)[0]["train.loss"]
+    assert math.isfinite(first["on"]) and math.isfinite(epoch["on"])
+    assert first["on"] == pytest.approx(first["off"], rel=1e-4)
+    assert epoch["on"] == pytest.approx(epoch["off"], rel=0.02)  # later steps drift apart a little

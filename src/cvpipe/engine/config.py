@@ -126,8 +126,8 @@ class TrainConfig(Config):
         sampler: ``random`` or ``weighted`` (inverse class frequency, with replacement).
         amp: ``auto`` (bf16 on CUDA when supported, else fp16 on CUDA, off on CPU),
             ``bf16`` (also on CPU), ``fp16`` (CUDA) or ``off``.
-        channels_last: ``auto`` (on for CUDA, and on CPU for classifiers and counters,
-            whose convolutions run faster in NHWC there), ``on`` or ``off``.
+        channels_last: ``auto`` (on for CUDA and CPU, where convolutions run faster in
+            NHWC), ``on`` or ``off``.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         workers: DataLoader workers (None = min(4, CPUs)).
         val_fraction: share of each class carved from train when the dataset has no

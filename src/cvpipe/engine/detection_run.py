@@ -92,8 +92,6 @@ def detection_config(config: TrainConfig) -> TrainConfig:
 class DetectionRun(_Run):
     """One training run of a detector (see the module docstring)."""
 
-    cpu_channels_last = False  # not measured for detectors on CPU: keep NCHW there
-
     def __init__(
         self,
         ds: Any,

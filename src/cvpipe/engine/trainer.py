@@ -257,13 +257,6 @@ def train(
 class _Run:
     """One training run (state shared by the phases of :func:`train`)."""
 
-    #: ``channels_last: auto`` on CPU: oneDNN convolutions work in NHWC, so classifier
-    #: training skips a layout reorder per layer (fp32 training steps, batch 16 at 128 px
-    #: on a 2-core AVX-512 CPU: +11% img/s for ResNet-18, +22% ResNet-50, +16% VGG16,
-    #: +39% MobileNetV3-Large, +41% EfficientNet-B0; end to end in
-    #: benchmarks/finetune_speed.py).
-    cpu_channels_last = True
-
     def __init__(
         self,
         ds: Dataset,
@@ -289,9 +282,13 @@ class _Run:
             callbacks.append(HealthCollector(config.health))
         self.callbacks = CallbackList(callbacks if dctx.is_main else ())
         self.amp_dtype = resolve_amp(config.amp, device)
+        # channels_last: auto is on for CUDA and for CPU, where oneDNN convolutions work
+        # in NHWC and skip a layout reorder per layer (fp32 training steps, 2-core AVX-512
+        # CPU: +11% img/s ResNet-18, +22% ResNet-50, +16% VGG16, +39% MobileNetV3-Large,
+        # +41% EfficientNet-B0; SSDlite320-MobileNetV2 1.8x; benchmarks/finetune_speed.py
+        # and detect_train_speed.py measure it end to end)
         self.channels_last = config.channels_last == "on" or (
-            config.channels_last == "auto"
-            and (device.type == "cuda" or (device.type == "cpu" and self.cpu_channels_last))
+            config.channels_last == "auto" and device.type in ("cpu", "cuda")
         )
         self.seen_problems: set[str] = set()
         es = config.early_stopping
