@@ -53,8 +53,13 @@ def _replacement(bn: nn.Module) -> nn.Module | None:
     if type(bn) is nn.BatchNorm2d:
         return nn.Identity()
     # timm's BatchNormAct2d: batch norm, then dropout and activation
-    if type(bn).__name__ == "BatchNormAct2d" and hasattr(bn, "act") and hasattr(bn, "drop"):
-        return nn.Sequential(bn.drop, bn.act)
+    drop, act = getattr(bn, "drop", None), getattr(bn, "act", None)
+    if (
+        type(bn).__name__ == "BatchNormAct2d"
+        and isinstance(drop, nn.Module)
+        and isinstance(act, nn.Module)
+    ):
+        return nn.Sequential(drop, act)
     return None
 
 
