@@ -11,14 +11,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader
 
 from cvpipe.data.datasets import (
     EpochSampler,
@@ -196,6 +196,28 @@ def default_workers(world_size: int = 1) -> int:
     return min(4, max(1, (os.cpu_count() or 1) // world_size))
 
 
+class TrainBatches(BatchSampler):
+    """Training batches of ``sampler``, leaving out a last batch of a single sample.
+
+    BatchNorm cannot normalise one sample once the feature maps are 1x1 (torch raises in
+    the middle of the epoch), and one image is a poor gradient step anyway; the sample
+    comes back in a later epoch (the sampler shuffles). Other short last batches stay.
+    """
+
+    def __init__(self, sampler: Any, batch_size: int) -> None:
+        super().__init__(sampler, batch_size, drop_last=False)
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        for batch in super().__iter__():
+            if len(batch) == 1 and self.batch_size > 1:
+                continue
+            yield batch
+
+    def __len__(self) -> int:
+        n, k = len(self.sampler), self.batch_size  # type: ignore[arg-type]
+        return n if k == 1 else n // k + (1 if n % k > 1 else 0)
+
+
 def _suggest_pack(ds: Dataset, train: list[Any], draft: int, epochs: int) -> None:
     """Say once when a pack would make this run's epochs several times faster.
 
@@ -290,8 +312,7 @@ def build_data(
     # (that would shift dropout masks between in-process and worker loading, or on resume)
     train_loader = DataLoader(
         train_ds,
-        batch_size=bs,
-        sampler=sampler,
+        batch_sampler=TrainBatches(sampler, bs),
         generator=torch.Generator().manual_seed(config.seed),
         **common,
     )

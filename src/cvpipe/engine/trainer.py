@@ -537,11 +537,7 @@ class _Run:
                 mlog.write(row)
             self.callbacks.on_step_end(state, row)
 
-        total = (
-            len(data.train_loader.sampler) * self.dctx.world_size
-            if hasattr(data.train_loader, "sampler")
-            else None
-        )
+        total = len(data.train_sampler) * self.dctx.world_size  # this rank's share x ranks
         with Bar(
             total=total if self.dctx.is_main else 0,
             desc=f"epoch {epoch + 1}/{self.config.epochs}",
