@@ -365,3 +365,16 @@ def test_predict_cli_against_live_server(
         assert "unsupported_media_type" in next(r for r in rows if "error" in r)["error"]
         assert main(["predict", "--server", srv.url, str(tmp_path / "imgs" / "a.jpg")]) == 2
         assert "401" in capsys.readouterr().err
+
+
+def test_malloc_arenas_are_capped_on_glibc() -> None:
+    import platform
+
+    from cvpipe.serve.app import limit_malloc_arenas
+    from cvpipe.serve.settings import ServeSettings
+
+    assert ServeSettings().malloc_arenas == 2
+    assert limit_malloc_arenas(0) is False  # 0 leaves glibc's default alone
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt(M_ARENA_MAX) is glibc's")
+    assert limit_malloc_arenas(2) is True

@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import re
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -199,6 +200,27 @@ def app_from_env() -> FastAPI:
     return create_app(source, settings)
 
 
+def limit_malloc_arenas(arenas: int) -> bool:
+    """Cap glibc's malloc arenas for this process (``mallopt(M_ARENA_MAX)``).
+
+    Returns:
+        True when the cap was set; False with ``arenas == 0`` or off glibc.
+    """
+    if arenas <= 0 or not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        ok = bool(libc.mallopt(-8, arenas))  # M_ARENA_MAX
+    except (OSError, AttributeError):  # musl and other C libraries have no mallopt
+        return False
+    if ok:
+        log.debug("malloc arenas capped at %d", arenas)
+    return ok
+
+
 def create_app(
     run_or_model: str | Path | Runtime,
     settings: ServeSettings | None = None,
@@ -223,6 +245,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_malloc_arenas(settings.malloc_arenas)
         runtime = (
             run_or_model
             if isinstance(run_or_model, Runtime)
