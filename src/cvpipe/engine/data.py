@@ -215,7 +215,7 @@ class TrainBatches(BatchSampler):
 
     def __len__(self) -> int:
         n, k = len(self.sampler), self.batch_size  # type: ignore[arg-type]
-        return n if k == 1 else n // k + (1 if n % k > 1 else 0)
+        return n // k + (1 if n % k > 1 else 0)
 
 
 def _suggest_pack(ds: Dataset, train: list[Any], draft: int, epochs: int) -> None:
