@@ -19,7 +19,7 @@ from cvpipe.engine.external import (
     read_class_map,
     read_label_map,
 )
-from cvpipe.errors import ConfigError
+from cvpipe.errors import ConfigError, MissingDependencyError
 
 
 def const_onnx(path: Path, layout: str) -> Path:
@@ -156,3 +156,31 @@ def test_opencv_dnn_packaged_ssd_mobilenet_v2(tmp_path: Path) -> None:
             assert (
                 b.min() >= 0 and b[:, [0, 2]].max() <= im.width and b[:, [1, 3]].max() <= im.height
             )
+
+
+def test_opencv_without_tensorflow_importer_names_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OpenCV 5 has no cv2.dnn.readNetFromTensorflow: one line saying which OpenCV to install."""
+    import sys
+    import types
+
+    fake = types.ModuleType("cv2")
+    fake.__version__ = "5.1.0"  # type: ignore[attr-defined]
+    fake.dnn = types.SimpleNamespace(blobFromImages=lambda *a, **k: None)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "cv2", fake)
+    pb, txt = tmp_path / "g.pb", tmp_path / "g.pbtxt"
+    pb.write_bytes(b"\x00")
+    txt.write_text("node {}")
+    with pytest.raises(MissingDependencyError) as info:
+        load_benchmark(str(pb), classes=["person"])
+    msg = str(info.value)
+    assert "\n" not in msg and "OpenCV 5.1.0" in msg and "opencv-python-headless>=4.8,<5" in msg
+
+
+def test_opencv_tf_importer_present_on_the_locked_opencv() -> None:
+    """The OpenCV the lock installs reads TensorFlow graphs (pyproject bounds it below 5)."""
+    cv2 = pytest.importorskip("cv2")
+    from cvpipe.engine.external import opencv_tf_importer
+
+    assert callable(opencv_tf_importer(cv2))

@@ -280,6 +280,25 @@ class ExternalDetector(DetectStream):
         )
 
 
+def opencv_tf_importer(cv2: Any) -> Any:
+    """OpenCV DNN's TensorFlow frozen-graph reader, or a one-line error naming the fix.
+
+    OpenCV 5 removed the TensorFlow importer (``cv2.dnn.readNetFromTensorflow``); the
+    frozen graphs need OpenCV 4.x.
+
+    Raises:
+        MissingDependencyError: this OpenCV has no TensorFlow importer.
+    """
+    read = getattr(getattr(cv2, "dnn", None), "readNetFromTensorflow", None)
+    if read is None:
+        raise MissingDependencyError(
+            f"OpenCV {getattr(cv2, '__version__', '?')} cannot read TensorFlow frozen graphs "
+            "(OpenCV 5 removed that importer); install OpenCV 4: "
+            "pip install 'opencv-python-headless>=4.8,<5'"
+        )
+    return read
+
+
 class OpenCVDetector(ExternalDetector):
     """A TF Object Detection API frozen graph run by OpenCV DNN (``[1, 1, N, 7]`` output:
     batch id, class id, score, x1, y1, x2, y2 normalised)."""
@@ -305,8 +324,9 @@ class OpenCVDetector(ExternalDetector):
         for f in (model, config):
             if not Path(f).is_file():
                 raise ConfigError(f"{f}: benchmark model file not found")
+        read_tf = opencv_tf_importer(cv2)
         try:
-            self.net = cv2.dnn.readNetFromTensorflow(str(model), str(config))
+            self.net = read_tf(str(model), str(config))
         except cv2.error as exc:
             raise CheckpointError(
                 f"{model}: OpenCV DNN cannot load this frozen graph with {config}: "
