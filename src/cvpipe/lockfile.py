@@ -60,7 +60,9 @@ def read_lock(path: Path) -> dict[str, str]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the lock file ({exc.strerror}); run 'make lock'") from None
+        raise ConfigError(
+            f"{path}: cannot read the lock file ({exc.strerror}); run 'make lock'"
+        ) from None
     pins: dict[str, str] = {}
     for line in text.splitlines():
         m = _PIN.match(line.strip())
