@@ -48,6 +48,7 @@ VERBS: list[tuple[str, str, str]] = [
     ("export", "export", "export a run to ONNX"),
     ("serve", "serve", "serve a run over a REST API with a web page"),
     ("demo-data", "demo_data", "generate the bundled synthetic demo datasets"),
+    ("doctor", "doctor", "check this install: versions vs the lock, CPU/GPU, weights, services"),
 ]
 
 
