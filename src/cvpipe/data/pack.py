@@ -37,7 +37,7 @@ from PIL import Image
 from pydantic import Field
 
 from cvpipe.config import Config
-from cvpipe.data.images import ImageReadError, decode
+from cvpipe.data.images import ImageReadError
 from cvpipe.data.manifest import Dataset, Record
 from cvpipe.errors import DatasetError
 from cvpipe.io import read_json, write_json
@@ -89,8 +89,8 @@ def resize_shorter(im: Image.Image, size: int) -> Image.Image:
     )
 
 
-def _load(path: Path, size: int) -> np.ndarray:
-    im = decode(path, "RGB", draft=(size, size))
+def _load(ds: Dataset, rec: Record, size: int) -> np.ndarray:
+    im = ds.load_image(rec, "RGB", draft=(size, size))  # in the record's (oriented) frame
     return np.asarray(resize_shorter(im, size), dtype=np.uint8)
 
 
@@ -165,7 +165,7 @@ def pack_dataset(
 
     def job(rec: Record) -> np.ndarray | ImageReadError:
         try:
-            return _load(ds.image_path(rec), config.size)
+            return _load(ds, rec, config.size)
         except ImageReadError as exc:
             return exc
 
