@@ -209,3 +209,19 @@ def test_pack_stores_oriented_pixels(applied: Dataset, tmp_path: Path) -> None:
         assert arr is not None
         h, w = arr.shape[:2]
         assert (w > h) == (rec.width > rec.height)
+
+
+def test_pack_and_feature_cache_never_mix_turned_and_stored_pixels(
+    applied: Dataset, tmp_path: Path
+) -> None:
+    from cvpipe.engine.features import records_digest
+
+    kept = import_dataset("voc", tmp_path / "src", tmp_path / "kept")
+    pack_dataset(kept, tmp_path / "kept_pack", PackConfig(size=32))
+    reader = PackReader.open(tmp_path / "kept_pack")
+    turned = [r for r in applied if r.orientation is not None]
+    plain = {r.id: r for r in kept}
+    assert turned and all(reader.get(r) is None for r in turned)
+    assert all(reader.get(plain[r.id]) is not None for r in turned)
+    assert reader.coverage(applied.records) == pytest.approx(1 / 3)  # only o1 matches
+    assert records_digest(turned) != records_digest([plain[r.id] for r in turned])
