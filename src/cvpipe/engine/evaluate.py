@@ -349,8 +349,9 @@ class _Stream:
                 "true": self.classes[t],
                 "pred": self.classes[p],
                 "confidence": c,
+                "orientation": self.sel.records[i].orientation,  # shown as the model saw it
             }
-            for c, _, file, t, p in sorted(self._mistakes, reverse=True)
+            for c, i, file, t, p in sorted(self._mistakes, reverse=True)
         ]
 
 
