@@ -431,3 +431,13 @@ def test_missing_image_message_says_where_it_looked(tmp_path: Path) -> None:
     import_dataset("voc", root, out)
     (p,) = [p for p in report(out) if p["kind"] == "image_missing"]
     assert f"anywhere under {root}" in p["message"]
+
+
+def test_annotations_folder_without_xml_leaves_the_tree_searched(tmp_path: Path) -> None:
+    root = tmp_path / "set"
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "instances.json").write_text("{}")
+    write_image(root / "imgs" / "a.jpg", (40, 30))
+    (root / "imgs" / "a.xml").write_text(voc_xml("a.jpg", (40, 30), [("a", (1, 1, 9, 9))]))
+    ds = import_dataset("voc", root, tmp_path / "ds")
+    assert [(r.id, r.file) for r in ds] == [("imgs/a", "imgs/a.jpg")]

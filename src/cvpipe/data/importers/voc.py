@@ -459,13 +459,17 @@ class VocImporter(Importer):
 
 
 def _annotation_dir(source: Path) -> Path | None:
-    """VOCdevkit's ``Annotations/`` or the common ``annotations/`` child of ``source``."""
+    """VOCdevkit's ``Annotations/``, or an ``annotations/`` child of ``source`` (any case)
+    that holds XML files (one holding, say, COCO JSON leaves the whole tree searched)."""
     exact = source / "Annotations"
     if exact.is_dir():
         return exact
     with os.scandir(source) as it:
         found = sorted(e.name for e in it if e.is_dir() and e.name.lower() == "annotations")
-    return source / found[0] if found else None
+    for name in found:
+        if next(_walk_xml(source / name), None) is not None:
+            return source / name
+    return None
 
 
 def _int_or_none(text: str | None) -> int | None:
