@@ -1,7 +1,8 @@
 """Import speed and memory: cvpipe's streaming importers vs a naive full-decode importer.
 
-Generates synthetic Pascal VOC (LabelImg-style XML + JPEG) and Amazon-bin (metadata JSON +
-JPEG) sets — images are hard links to a small pool of 640x480 photos-like JPEGs, so 50k
+Generates synthetic Pascal VOC (LabelImg-style XML + JPEG: next to each other, ``voc``, and
+in ``annotations/`` + ``images/``, ``voc_tree``, where cvpipe finds each image through one
+index of the tree) and Amazon-bin (metadata JSON + JPEG) sets — images are hard links to a small pool of 640x480 photos-like JPEGs, so 50k
 records cost little disk — then imports each with
 
 - cvpipe (``cvpipe.data.importers.run_import``, what ``cvpipe import`` runs: header-only
@@ -52,11 +53,14 @@ def make_pool(root: Path) -> list[Path]:
     return pool
 
 
-def make_voc(root: Path, n: int, pool: list[Path]) -> None:
-    root.mkdir(parents=True, exist_ok=True)
+def make_voc(root: Path, n: int, pool: list[Path], tree: bool = False) -> None:
+    """LabelImg XML next to each image, or (``tree``) ``annotations/`` + ``images/``."""
+    ann, img = (root / "annotations", root / "images") if tree else (root, root)
+    ann.mkdir(parents=True, exist_ok=True)
+    img.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         name = f"img_{i:06d}.jpg"
-        os.link(pool[i % POOL], root / name)
+        os.link(pool[i % POOL], img / name)
         x1, y1 = 10 + i % 50, 20 + i % 40
         xml = (
             f"<annotation><folder>imgs</folder><filename>{name}</filename>"
@@ -65,7 +69,7 @@ def make_voc(root: Path, n: int, pool: list[Path]) -> None:
             f"<bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin><xmax>{x1 + 200}</xmax><ymax>{y1 + 150}</ymax></bndbox></object>"
             "</annotation>"
         )
-        (root / f"img_{i:06d}.xml").write_text(xml)
+        (ann / f"img_{i:06d}.xml").write_text(xml)
 
 
 def make_amazon(root: Path, n: int, pool: list[Path]) -> None:
@@ -101,11 +105,12 @@ def cvpipe_import(fmt: str, src: str, out: str, images: str | None) -> int:
 
 def naive_import(fmt: str, src: str, out: str, images: str | None, limit: int) -> int:
     records = []
-    if fmt == "voc":
-        files = sorted(Path(src).glob("*.xml"))[:limit]
+    if fmt in ("voc", "voc_tree"):
+        tree = fmt == "voc_tree"
+        files = sorted((Path(src) / "annotations" if tree else Path(src)).glob("*.xml"))[:limit]
         for x in files:
             root = ET.parse(x).getroot()
-            img = Path(src) / root.findtext("filename", "")
+            img = (Path(src) / "images" if tree else Path(src)) / root.findtext("filename", "")
             with Image.open(img) as im:
                 rgb = im.convert("RGB")  # full decode, the usual way to "check" an image
             boxes = [
@@ -151,30 +156,34 @@ def main() -> None:
     try:
         pool = make_pool(work / "pool")
         make_voc(work / "voc", n, pool)
+        make_voc(work / "voc_tree", n, pool, tree=True)
         make_amazon(work / "abid", n, pool)
         figures: dict[str, float] = {}
         details: dict[str, dict[str, float]] = {}
         cases = {
             "voc": (str(work / "voc"), None),
+            "voc_tree": (str(work / "voc_tree"), None),
             "amazon": (str(work / "abid" / "metadata"), str(work / "abid" / "bin-images")),
         }
         make_voc(work / "voc_small", n // 10, pool)
+        make_voc(work / "voc_tree_small", n // 10, pool, tree=True)
         make_amazon(work / "abid_small", n // 10, pool)
         small = {
             "voc": (str(work / "voc_small"), None),
+            "voc_tree": (str(work / "voc_tree_small"), None),
             "amazon": (
                 str(work / "abid_small" / "metadata"),
                 str(work / "abid_small" / "bin-images"),
             ),
         }
         for key, (src, images) in cases.items():
-            fmt = "voc" if key == "voc" else "amazon-bin"
+            fmt = "amazon-bin" if key == "amazon" else "voc"
             t_c, rss_c, n_c = run_isolated(
                 cvpipe_import, fmt, src, str(work / f"out_c_{key}"), images
             )
             t_n, rss_n, n_n = run_isolated(
                 naive_import,
-                "voc" if key == "voc" else "amazon",
+                key,
                 src,
                 str(work / f"out_n_{key}"),
                 images,

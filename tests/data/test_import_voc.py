@@ -323,3 +323,121 @@ def test_source_files_are_not_modified(tmp_path: Path) -> None:
     before = {p: p.read_bytes() for p in src.iterdir()}
     import_dataset("voc", src, tmp_path / "ds")
     assert {p: p.read_bytes() for p in src.iterdir()} == before
+
+
+# -- layouts: the image found by file name anywhere under SOURCE -------------------------
+
+
+def test_annotations_and_images_folders_import_without_images_flag(tmp_path: Path) -> None:
+    root = tmp_path / "burgers"
+    for name in ("b1", "b2"):
+        write_image(root / "images" / f"{name}.jpg", (48, 32))
+        (root / "annotations").mkdir(parents=True, exist_ok=True)
+        (root / "annotations" / f"{name}.xml").write_text(
+            voc_xml(f"{name}.jpg", (48, 32), [("burger", (1, 1, 10, 10))])
+        )
+    write_image(root / "images" / "lonely.jpg", (48, 32))
+    out = tmp_path / "ds"
+    ds = import_dataset("voc", root, out)
+    assert {r.id: r.file for r in ds} == {"b1": "images/b1.jpg", "b2": "images/b2.jpg"}
+    (p,) = report(out)  # the image without an XML is reported, nothing else
+    assert p["kind"] == "no_annotation" and p["file"].endswith("lonely.jpg")
+
+
+def test_vocdevkit_without_default_folder_and_flat_folder(tmp_path: Path) -> None:
+    # Annotations/ + JPEGImages/ + ImageSets (ignored for the lookup), images elsewhere
+    root = tmp_path / "VOC2012"
+    write_image(root / "photos" / "2012_000001.jpg", (48, 32))
+    (root / "Annotations").mkdir(parents=True)
+    (root / "Annotations" / "2012_000001.xml").write_text(
+        voc_xml("2012_000001.jpg", (48, 32), [("cat", (1, 1, 10, 10))])
+    )
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    (root / "ImageSets" / "Main" / "train.txt").write_text("2012_000001\n")
+    ds = import_dataset("voc", root, tmp_path / "ds")
+    assert [(r.id, r.file, r.split) for r in ds] == [
+        ("2012_000001", "photos/2012_000001.jpg", "train")
+    ]
+    flat = tmp_path / "flat"
+    write_image(flat / "a.jpg", (40, 30))
+    (flat / "a.xml").write_text(voc_xml("a.jpg", (40, 30), [("cat", (1, 1, 9, 9))]))
+    assert [r.file for r in import_dataset("voc", flat, tmp_path / "ds2")] == ["a.jpg"]
+
+
+def test_tree_lookup_by_stem_and_windows_path_and_case(tmp_path: Path) -> None:
+    root = tmp_path / "set"
+    write_image(root / "imgs" / "deep" / "x1.png", (40, 30), fmt="PNG")
+    write_image(root / "imgs" / "IMG_7.JPG", (40, 30))
+    write_image(root / "imgs" / "Case.jpg", (40, 30))
+    ann = root / "labels"
+    ann.mkdir(parents=True)
+    (ann / "x1.xml").write_text(voc_xml("stale.jpg", (40, 30), [("a", (1, 1, 9, 9))]))
+    (ann / "w.xml").write_text(
+        voc_xml("gone.jpg", (40, 30), [("a", (1, 1, 9, 9))], path=r"D:\cam\IMG_7.JPG")
+    )
+    (ann / "case.xml").write_text(voc_xml("case.JPG", (40, 30), [("a", (1, 1, 9, 9))]))
+    out = tmp_path / "ds"
+    ds = import_dataset("voc", root, out)
+    assert {r.id: r.file for r in ds} == {
+        "labels/x1": "imgs/deep/x1.png",
+        "labels/w": "imgs/IMG_7.JPG",
+        "labels/case": "imgs/Case.jpg",
+    }
+    mismatch = [p for p in report(out) if p["kind"] == "filename_mismatch"]
+    assert len(mismatch) == 3 and all("found elsewhere" in p["message"] for p in mismatch)
+
+
+def test_ambiguous_name_reported_with_both_paths_and_images_decides(tmp_path: Path) -> None:
+    root = tmp_path / "set"
+    for split in ("train", "val"):
+        write_image(root / "images" / split / "same.jpg", (40, 30), seed=len(split))
+    (root / "annotations" / "val").mkdir(parents=True)
+    (root / "annotations" / "val" / "same.xml").write_text(
+        voc_xml("same.jpg", (40, 30), [("a", (1, 1, 9, 9))])
+    )
+    (root / "annotations" / "loose.xml").write_text(
+        voc_xml("same.jpg", (40, 30), [("a", (1, 1, 9, 9))])
+    )
+    out = tmp_path / "ds"
+    ds = import_dataset("voc", root, out)
+    # val/same.xml shares the folder "val" with images/val; loose.xml shares nothing
+    assert {r.id: (r.file, r.split) for r in ds} == {
+        "val/same": ("images/val/same.jpg", "val"),
+        "loose": ("images/train/same.jpg", None),
+    }
+    amb = {p["file"]: p for p in report(out) if p["kind"] == "image_ambiguous"}
+    assert len(amb) == 2
+    for p in amb.values():
+        assert "train/same.jpg" in p["message"] and "val/same.jpg" in p["message"]
+        assert "--images" in p["action"]
+    val = next(p for f, p in amb.items() if f.endswith("same.xml"))
+    assert "shares 'val'" in val["action"]
+    loose = next(p for f, p in amb.items() if f.endswith("loose.xml"))
+    assert "first in sorted order" in loose["action"]
+    ds2 = import_dataset(
+        "voc", root, tmp_path / "ds2", ImportOptions(images=str(root / "images" / "val"))
+    )
+    assert {r.file for r in ds2} == {"same.jpg"}
+    assert "image_ambiguous" not in kinds(tmp_path / "ds2")
+
+
+def test_missing_image_message_says_where_it_looked(tmp_path: Path) -> None:
+    root = tmp_path / "set"
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "a.xml").write_text(voc_xml("a.jpg", (40, 30), []))
+    write_image(root / "images" / "b.jpg", (40, 30))
+    (root / "annotations" / "b.xml").write_text(voc_xml("b.jpg", (40, 30), []))
+    out = tmp_path / "ds"
+    import_dataset("voc", root, out)
+    (p,) = [p for p in report(out) if p["kind"] == "image_missing"]
+    assert f"anywhere under {root}" in p["message"]
+
+
+def test_annotations_folder_without_xml_leaves_the_tree_searched(tmp_path: Path) -> None:
+    root = tmp_path / "set"
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "instances.json").write_text("{}")
+    write_image(root / "imgs" / "a.jpg", (40, 30))
+    (root / "imgs" / "a.xml").write_text(voc_xml("a.jpg", (40, 30), [("a", (1, 1, 9, 9))]))
+    ds = import_dataset("voc", root, tmp_path / "ds")
+    assert [(r.id, r.file) for r in ds] == [("imgs/a", "imgs/a.jpg")]

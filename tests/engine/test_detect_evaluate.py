@@ -92,8 +92,8 @@ def test_perfect_predictor_has_map_one_and_exact_counts(tiny, tmp_path: Path, mo
 
     orig = dp.decode
 
-    def decode(path, mode="RGB", draft=None):
-        im = orig(path, mode, draft)
+    def decode(path, mode="RGB", draft=None, orientation=None):
+        im = orig(path, mode, draft, orientation)
         im.info["name"] = Path(path).name
         return im
 

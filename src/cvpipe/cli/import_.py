@@ -15,10 +15,19 @@ EXAMPLES = """
   cvpipe import openimages oidv7-train-annotations-bbox.csv --images oi/train \\
       --descriptions oidv7-class-descriptions-boxable.csv --classes Airplane --out datasets/planes
   cvpipe import voc labelimg/ --out datasets/burgers
+  cvpipe import voc VOC2012/ --out datasets/voc         # Annotations/ + JPEGImages/
+  cvpipe import voc burgers/ --out datasets/burgers     # annotations/ + images/, no --images
+  cvpipe import imagefolder phone_photos/ --out datasets/photos --exif apply
   cvpipe import coco instances_train.json --images coco/train --out datasets/coco
   cvpipe import yolo yolo_dataset/ --out datasets/yolo
 
 Images are referenced, never modified (--copy copies them into OUT/images).
+voc finds each XML's image by file name anywhere under SOURCE; a name found in two
+folders is reported (image_ambiguous) and --images FOLDER chooses.
+--exif apply: photos whose EXIF orientation says "turn me" are used as a viewer shows
+them, in training, eval, predict and serve alike; width, height and boxes are recorded
+in that oriented frame (boxes converted from the stored pixels). Default: keep the
+stored pixels (cvpipe validate reports EXIF orientations).
 Problems (broken files, boxes outside images, ...) are listed in OUT/import_report.json.
 """
 
@@ -55,6 +64,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="stop at the first unusable file, or skip and report it (default)",
     )
     p.add_argument("--name", help="dataset name (default: output folder name)")
+    p.add_argument(
+        "--exif",
+        choices=["keep", "apply"],
+        help="keep the stored pixel orientation (default) or apply each photo's EXIF orientation",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
             "copy_images": args.copy,
             "on_error": args.on_error,
             "name": args.name,
+            "exif": args.exif,
         },
     )
     result = run_import(args.format, args.source, args.out, options)

@@ -193,7 +193,7 @@ def detect_rows(
             if name in used:
                 name = f"{res.path.stem}_{res.index}.jpg"
             used.add(name)
-            save_drawn(res.path, det, classes, Path(draw) / name)
+            save_drawn(res.path, det, classes, Path(draw) / name, pred.card.orientation)
             row["drawn"] = str(Path(draw) / name)
         yield row
 

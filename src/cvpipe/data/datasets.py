@@ -37,7 +37,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Sampler
 
-from cvpipe.data.images import ImageReadError, decode
+from cvpipe.data.images import ImageReadError
 from cvpipe.data.manifest import Dataset, Record
 from cvpipe.data.problems import OnError
 from cvpipe.data.transforms import RandomResizedCropTransform
@@ -171,7 +171,7 @@ class ImageDataset(torch.utils.data.Dataset):
                 return Image.fromarray(arr, "RGB")
         if size is None and self.draft:
             size = (self.draft, self.draft)
-        return decode(self.dataset.image_path(rec), "RGB", draft=size)
+        return self.dataset.load_image(rec, "RGB", draft=size)
 
     def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int] | Skipped:
         index, sample_seed = item if isinstance(item, tuple) else (item, None)
@@ -503,7 +503,7 @@ class DetectionDataset(torch.utils.data.Dataset):
             if arr is not None:
                 return Image.fromarray(arr, "RGB")
         size = (self.draft, self.draft) if self.draft else None
-        return decode(self.dataset.image_path(rec), "RGB", draft=size)
+        return self.dataset.load_image(rec, "RGB", draft=size)
 
     def target(self, index: int, width: int, height: int) -> dict[str, torch.Tensor]:
         """Record ``index``'s boxes in the pixels of a ``width x height`` decode of it."""

@@ -31,6 +31,7 @@ def sample_grids(
             thumbnail(
                 ds.image_path(r), thumb, boxes=r.boxes, box_classes=r.labels,
                 box_labels=[ds.classes[lab] for lab in r.labels or []], source_size=(r.width, r.height),
+                orientation=r.orientation,
             )
             for r in recs
         ]  # fmt: skip

@@ -15,16 +15,15 @@ from __future__ import annotations
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cvpipe.data import orientation as O
 from cvpipe.data.duplicates import hash_file
 from cvpipe.data.images import ImageReadError, decode
 from cvpipe.progress import Bar
 
 log = logging.getLogger(__name__)
-
-_ORIENTATION_TAG = 0x0112
 
 
 @dataclass(slots=True, frozen=True)
@@ -37,8 +36,15 @@ class ImageCheck:
     height: int | None = None
     format: str | None = None
     mode: str | None = None
-    orientation: int | None = None
+    orientation: int | None = None  # the file's raw EXIF orientation tag
     digest: str | None = None
+
+    def in_frame(self, orientation: int | None) -> ImageCheck:
+        """The check with width and height in the frame of a record whose pixels are
+        turned by ``orientation`` (``Record.orientation``; None: as stored)."""
+        if self.width is None or self.height is None or not O.swaps_axes(orientation):
+            return self
+        return replace(self, width=self.height, height=self.width)
 
 
 def check_image(path: str | Path, hash_bytes: bool = True) -> ImageCheck:
@@ -69,17 +75,12 @@ def check_image(path: str | Path, hash_bytes: bool = True) -> ImageCheck:
             kind = "empty"
         return ImageCheck(kind, exc.message, digest=digest)
     try:
-        orientation = None
-        try:
-            orientation = im.getexif().get(_ORIENTATION_TAG)
-        except Exception:  # a broken EXIF block is not worth failing the image for
-            log.debug("%s: unreadable EXIF block", p)
         return ImageCheck(
             width=int(im.size[0]),
             height=int(im.size[1]),
             format=str(im.format),
             mode=str(im.mode),
-            orientation=int(orientation) if isinstance(orientation, int) else None,
+            orientation=O.read(im),
             digest=digest,
         )
     finally:

@@ -1,8 +1,10 @@
 """Reading images: sizes from headers, real formats from magic bytes, full decodes.
 
 Sizes come from the file header (PIL opens lazily), so importing 500k images never
-decodes a pixel. :func:`decode` is the full, strict decode used by ``validate`` and the
-training loaders.
+decodes a pixel. :func:`decode` is the full, strict decode used by ``validate``, the
+training loaders, pack, eval and predict; it is also where EXIF orientation is applied
+(``orientation=``, see :mod:`cvpipe.data.orientation`), so every caller sees the same
+pixels for a record.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+
+from cvpipe.data import orientation as O
 
 IMAGE_EXTENSIONS = (
     ".jpg",
@@ -58,6 +62,7 @@ class ImageInfo:
     height: int
     format: str  # real format from the content (JPEG, PNG, ...)
     mode: str  # RGB, L, RGBA, P, ...
+    orientation: int | None = None  # raw EXIF orientation tag, read by probe(exif=True)
 
     def ext_mismatch(self, path: str | Path) -> bool:
         """True when the file extension does not match the real content."""
@@ -69,8 +74,13 @@ def is_image_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def probe(path: str | Path) -> ImageInfo:
+def probe(path: str | Path, exif: bool = False) -> ImageInfo:
     """Read size, real format and mode from the header only.
+
+    Args:
+        path: image file.
+        exif: also read the raw EXIF orientation tag (``ImageInfo.orientation``; any
+            integer, None when absent). Width and height stay the stored ones.
 
     Raises:
         ImageReadError: kind ``missing`` | ``unreadable`` | ``empty``.
@@ -81,7 +91,8 @@ def probe(path: str | Path) -> ImageInfo:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(p) as im:
                 w, h = im.size
-                info = ImageInfo(int(w), int(h), str(im.format), str(im.mode))
+                tag = O.read(im) if exif else None
+                info = ImageInfo(int(w), int(h), str(im.format), str(im.mode), tag)
     except FileNotFoundError:
         raise ImageReadError(p, "missing", "image file not found") from None
     except UnidentifiedImageError:
@@ -95,7 +106,10 @@ def probe(path: str | Path) -> ImageInfo:
 
 
 def decode(
-    path: str | Path, mode: str | None = "RGB", draft: tuple[int, int] | None = None
+    path: str | Path,
+    mode: str | None = "RGB",
+    draft: tuple[int, int] | None = None,
+    orientation: O.Orient = None,
 ) -> Image.Image:
     """Fully decode an image (strict: truncated files raise).
 
@@ -104,7 +118,12 @@ def decode(
         mode: convert to this mode (``None`` keeps the file's mode). Palette and
             transparency are flattened properly for ``"RGB"``.
         draft: for JPEG, ask the decoder for a reduced size at least this large
-            (``(w, h)``) — much faster when training at 224 px on large photos.
+            (``(w, h)``, in the oriented frame) — much faster when training at 224 px
+            on large photos.
+        orientation: None keeps the stored pixels; an EXIF orientation value (a record's
+            ``Record.orientation``) turns them as it says (1 and invalid values do
+            nothing); ``"exif"`` applies the file's own tag (predict/serve of a model
+            trained on a dataset imported with ``--exif apply``).
 
     Raises:
         ImageReadError: kind ``missing`` | ``unreadable`` | ``truncated`` | ``corrupt``.
@@ -115,8 +134,9 @@ def decode(
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im: Image.Image = Image.open(p)
             try:
+                turn = O.resolve(orientation, im)
                 if draft is not None and im.format == "JPEG":
-                    im.draft("RGB", draft)
+                    im.draft("RGB", draft[::-1] if O.swaps_axes(turn) else draft)
                 im.load()
             except BaseException:
                 im.close()  # do not leak the file handle of a broken image
@@ -131,6 +151,8 @@ def decode(
         raise ImageReadError(p, kind, f"cannot decode image: {msg}") from None
     except (ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageReadError(p, "corrupt", f"cannot decode image: {exc}") from None
+    if turn is not None:
+        im = O.apply(im, turn)
     if mode is not None and im.mode != mode:
         if mode == "RGB" and (im.mode in ("P", "PA", "LA", "RGBA") or "transparency" in im.info):
             im = im.convert("RGBA")

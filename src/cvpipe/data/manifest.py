@@ -12,6 +12,11 @@ One record per image::
   class is ``classes.index(str(count))``); detect records carry ``boxes`` + ``labels``
   and optionally ``meta["box_meta"]``, one dict per box (``difficult``, ``iscrowd``,
   ``truncated``, ``occluded``, ...).
+- ``meta["exif_orientation"]`` (2-8, only in datasets imported with ``--exif apply``):
+  the EXIF orientation the image file carries. ``width``, ``height`` and boxes are then
+  in the oriented frame (what a photo viewer shows), and every decode of the record
+  (:meth:`Dataset.load_image`) turns the stored pixels the same way; see
+  :mod:`cvpipe.data.orientation`.
 
 Example:
     >>> ds = Dataset.load("datasets/bins")  # doctest: +SKIP
@@ -28,10 +33,13 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 from cvpipe.errors import DatasetError, DatasetFormatError
 from cvpipe.io import atomic_open, atomic_write_text
@@ -57,6 +65,12 @@ class Record:
     boxes: list[list[float]] | None = None
     labels: list[int] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def orientation(self) -> int | None:
+        """EXIF orientation applied when decoding (``meta["exif_orientation"]``), else None."""
+        value = self.meta.get("exif_orientation")
+        return value if isinstance(value, int) and 2 <= value <= 8 else None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -113,6 +127,7 @@ class DatasetInfo(BaseModel):
     split: dict[str, Any] | None = None
     class_weights: list[float] | None = None
     derived_from: str | None = None
+    exif: Literal["apply"] | None = None  # imported with --exif apply (records may turn)
     history: list[str] = []
     schema_version: int = SCHEMA_VERSION
 
@@ -186,6 +201,25 @@ class Dataset:
     def image_path(self, rec: Record) -> Path:
         """Absolute-or-root-relative path of a record's image file."""
         return self.image_root / rec.file
+
+    def load_image(
+        self, rec: Record, mode: str | None = "RGB", draft: tuple[int, int] | None = None
+    ) -> Image.Image:
+        """Decode a record's image as the manifest describes it: in the record's frame
+        (its EXIF orientation applied when the dataset was imported with ``--exif
+        apply``), so pixels match ``width``/``height`` and the boxes.
+
+        Args:
+            rec: a record of this dataset.
+            mode: see :func:`cvpipe.data.images.decode`.
+            draft: JPEG reduced-size decode ``(w, h)`` in the record's frame.
+
+        Raises:
+            ImageReadError: missing, unreadable, truncated or corrupt file.
+        """
+        from cvpipe.data.images import decode
+
+        return decode(self.image_path(rec), mode, draft=draft, orientation=rec.orientation)
 
     def class_index(self, rec: Record) -> int:
         """The class index of a classify/count record (its stratification key)."""

@@ -10,7 +10,7 @@ Layout::
 
     PACK/index.json         {"format": "cvpipe-pack", "version": 1, "size": 256,
                              "manifest_sha256": ..., "shards": [...],
-                             "records": {id: [shard, offset, h, w, file]}, "problems": [...]}
+                             "records": {id: [shard, offset, h, w, file(, exif orientation)]}, "problems": [...]}
     PACK/shard_00000.npy    1-D uint8, C-order HWC pixels back to back
 
 Each shard is written to a temporary file and renamed; ``index.json`` comes last, so a
@@ -37,7 +37,7 @@ from PIL import Image
 from pydantic import Field
 
 from cvpipe.config import Config
-from cvpipe.data.images import ImageReadError, decode
+from cvpipe.data.images import ImageReadError
 from cvpipe.data.manifest import Dataset, Record
 from cvpipe.errors import DatasetError
 from cvpipe.io import read_json, write_json
@@ -89,8 +89,8 @@ def resize_shorter(im: Image.Image, size: int) -> Image.Image:
     )
 
 
-def _load(path: Path, size: int) -> np.ndarray:
-    im = decode(path, "RGB", draft=(size, size))
+def _load(ds: Dataset, rec: Record, size: int) -> np.ndarray:
+    im = ds.load_image(rec, "RGB", draft=(size, size))  # in the record's (oriented) frame
     return np.asarray(resize_shorter(im, size), dtype=np.uint8)
 
 
@@ -165,7 +165,7 @@ def pack_dataset(
 
     def job(rec: Record) -> np.ndarray | ImageReadError:
         try:
-            return _load(ds.image_path(rec), config.size)
+            return _load(ds, rec, config.size)
         except ImageReadError as exc:
             return exc
 
@@ -187,7 +187,10 @@ def pack_dataset(
                 )
                 continue
             shard, offset = writer.add(res)
-            index[rec.id] = [shard, offset, int(res.shape[0]), int(res.shape[1]), rec.file]
+            entry = [shard, offset, int(res.shape[0]), int(res.shape[1]), rec.file]
+            if rec.orientation is not None:  # packed turned: only such a record may use it
+                entry.append(rec.orientation)
+            index[rec.id] = entry
     writer.flush()
     for stale in out.glob("shard_*.npy"):
         if stale.name not in writer.names:
@@ -265,7 +268,7 @@ class PackReader:
     def get(self, rec: Record) -> np.ndarray | None:
         """The packed ``H x W x 3`` uint8 pixels of ``rec``, or None when not packed."""
         entry = self.records.get(rec.id)
-        if entry is None or entry[4] != rec.file:
+        if entry is None or not _matches(entry, rec):
             return None
         shard, offset, h, w = entry[:4]
         flat = self._shard(shard)[offset : offset + h * w * 3]
@@ -276,6 +279,13 @@ class PackReader:
         if not records:
             return 1.0
         hit = sum(
-            1 for r in records if (e := self.records.get(r.id)) is not None and e[4] == r.file
+            1 for r in records if (e := self.records.get(r.id)) is not None and _matches(e, r)
         )
         return hit / len(records)
+
+
+def _matches(entry: list[Any], rec: Record) -> bool:
+    """A pack entry holds ``rec``'s pixels: same file, turned by the same EXIF orientation."""
+    if entry[4] != rec.file:
+        return False
+    return (entry[5] if len(entry) > 5 else None) == rec.orientation

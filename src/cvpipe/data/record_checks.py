@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from cvpipe.data import boxes as B
+from cvpipe.data import orientation as O
 from cvpipe.data.duplicates import group_by_digest
 from cvpipe.data.image_checks import ImageCheck
 from cvpipe.data.images import ImageInfo
@@ -145,14 +146,7 @@ class ValidationPass:
                 f"file is {res.format} but named {path.suffix}",
                 "kept; decoded by content",
             )
-        if res.orientation not in (None, 1):
-            self.add(
-                rec,
-                "exif_orientation",
-                "warning",
-                f"EXIF orientation is {res.orientation}: viewers rotate this photo, cvpipe uses the stored pixels as they are",
-                "kept as stored (rotate the file yourself if the stored orientation is wrong)",
-            )
+        self.check_orientation(rec, res.orientation)
         if (res.width, res.height) != (rec.width, rec.height):
             sev: Severity = "error" if self.ds.task == "detect" else "warning"
             self.add(
@@ -165,6 +159,37 @@ class ValidationPass:
             )
             self.stats["sizes_corrected"] += 1
         return True
+
+    def check_orientation(self, rec: Record, tag: int | None) -> None:
+        """The file's EXIF orientation against what the record applies."""
+        if tag is None or tag == 1 or (rec.orientation is not None and tag == rec.orientation):
+            return
+        if not O.is_valid(tag):
+            self.add(
+                rec,
+                "exif_orientation_invalid",
+                "warning",
+                f"EXIF orientation is {tag}: not a valid value (1-8), so no viewer turns this photo",
+                "kept as stored",
+                field="exif.Orientation",
+            )
+        elif rec.orientation is None:
+            self.add(
+                rec,
+                "exif_orientation",
+                "warning",
+                f"EXIF orientation is {tag}: viewers rotate this photo, cvpipe uses the stored pixels as they are",
+                "kept as stored (re-import with --exif apply to use the photo as viewers show it)",
+            )
+        else:
+            self.add(
+                rec,
+                "exif_orientation_changed",
+                "warning",
+                f"the manifest applies EXIF orientation {rec.orientation} but the file now says {tag}",
+                f"decoded with orientation {rec.orientation} (re-import if the file was edited)",
+                field="meta.exif_orientation",
+            )
 
     def check_boxes(self, i: int, rec: Record, width: int, height: int) -> Record:
         """Check a detect record's boxes against the real size; returns the cleaned record."""

@@ -6,8 +6,12 @@ What is checked, and the problem ``kind`` each finding gets (severity in bracket
   ``image_corrupt`` [error] from a full, strict decode; ``extension_mismatch`` (a PNG
   named ``.jpg``) [warning]; ``size_mismatch`` between the manifest and the real pixels
   [error for detect, whose boxes are in manifest pixels; warning otherwise];
-  ``exif_orientation`` != 1 [warning: cvpipe uses the stored pixel orientation, so a
-  photo shown upright by a viewer is trained on sideways];
+  ``exif_orientation`` 2-8 [warning: cvpipe uses the stored pixel orientation, so a
+  photo shown upright by a viewer is trained on sideways; ``cvpipe import --exif apply``
+  turns it]; ``exif_orientation_invalid`` for values outside 1-8 (0, 65537, ...)
+  [warning: no viewer turns such a photo]; in datasets imported with ``--exif apply``
+  sizes are checked in the record's oriented frame and an applied orientation is fine;
+
 - labels: ``label_out_of_range`` [error], ``duplicate_id`` [error];
 - boxes (detect): ``box_outside`` the real image, ``box_zero_area``, ``box_nan``,
   ``box_invalid``, ``box_label_mismatch`` [error]; ``no_annotations`` [info, kept as a
@@ -221,7 +225,8 @@ def validate(
         chunk_size=cfg.chunk_size,
     )
     cleaned: list[Record | None] = []
-    for i, (rec, res) in enumerate(zip(ds.records, results, strict=True)):
+    for i, (rec, stored) in enumerate(zip(ds.records, results, strict=True)):
+        res = stored.in_frame(rec.orientation)  # sizes as the record's decode sees them
         if not vp.check_image_result(i, rec, res):
             cleaned.append(None)
         elif ds.task == "detect":

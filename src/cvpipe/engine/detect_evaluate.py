@@ -38,6 +38,7 @@ from cvpipe import progress
 from cvpipe.data.manifest import Dataset, Record
 from cvpipe.engine.detect_predictor import Detections
 from cvpipe.engine.evaluate import EvalData, EvalResult, check_compatible, read_lock
+from cvpipe.engine.predictor import record_orientations
 from cvpipe.errors import ConfigError, DatasetError
 from cvpipe.io import atomic_open, write_json
 from cvpipe.metrics.detection import coco_evaluate
@@ -77,7 +78,9 @@ def predict_records(
     kept: list[Record] = []
     dets: list[Detections] = []
     skipped: list[dict[str, Any]] = []
-    results = predictor.predict_paths(paths, batch_size=batch_size, workers=workers)
+    results = predictor.predict_paths(
+        paths, batch_size=batch_size, workers=workers, **record_orientations(predictor, records)
+    )
     for res in progress.track(results, total=len(paths), desc=desc, unit="img"):
         rec = records[res.index]
         if res.error is not None:

@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from cvpipe.data.images import ImageReadError, decode, probe
+from cvpipe.data.orientation import Orient, oriented_size
 from cvpipe.engine.predictor import PREDICTORS, BasePredictor, PathResult, resolve_device
 from cvpipe.errors import ConfigError
 
@@ -140,15 +141,24 @@ def draw_detections(
     return out
 
 
-def save_drawn(path: str | Path, det: Detections, classes: Sequence[str], dest: str | Path) -> Path:
+def save_drawn(
+    path: str | Path,
+    det: Detections,
+    classes: Sequence[str],
+    dest: str | Path,
+    orientation: Orient = None,
+) -> Path:
     """Decode ``path`` at full size, draw ``det`` on it, write JPEG ``dest`` atomically.
+
+    ``orientation`` must be the one the detections were predicted with (the predictor's
+    ``card.orientation``), so the boxes land on the pixels they were found in.
 
     Raises:
         ImageReadError: the source image cannot be decoded.
     """
     from cvpipe.io import atomic_open
 
-    drawn = draw_detections(decode(path, "RGB"), det, classes)
+    drawn = draw_detections(decode(path, "RGB", orientation=orientation), det, classes)
     with atomic_open(dest, "wb") as f:
         drawn.save(f, format="JPEG", quality=90)
     return Path(dest)
@@ -188,22 +198,30 @@ class DetectStream:
         paths: Sequence[str | Path],
         batch_size: int = 8,
         workers: int = 0,
+        orientations: Sequence[Orient] | None = None,
     ) -> Iterator[PathResult]:
         """Predict many files, one :class:`PathResult` per file in input order.
 
         Boxes are in pixels of the original file even when it was decoded at reduced
-        size. Memory stays bounded by ``batch_size`` whatever the number of files.
+        size (of the oriented file when the decode turned it). Memory stays bounded by
+        ``batch_size`` whatever the number of files.
 
         Args:
             paths: image files.
             batch_size: images per forward pass.
             workers: DataLoader worker processes decoding in parallel (0: this process).
+            orientations: per file, how to orient its decode (dataset records:
+                ``Record.orientation``); default: the card's ``orientation``.
         """
         from torch.utils.data import DataLoader
 
+        from cvpipe.engine.predictor import _orients
+
         if not paths:
             return
-        dataset: Any = _DecodeDataset(list(paths), self.draft)
+        default = getattr(getattr(self, "card", None), "orientation", None)
+        orients = _orients(paths, orientations, default)
+        dataset: Any = _DecodeDataset(list(paths), self.draft, orients)
         loader: DataLoader[Any] = DataLoader(
             dataset,
             batch_size=max(1, batch_size),
@@ -227,19 +245,22 @@ class DetectStream:
 class _DecodeDataset:
     """index → (index, RGB image | None, original (w, h), error | None)."""
 
-    def __init__(self, paths: list[str | Path], draft: int | None) -> None:
+    def __init__(self, paths: list[str | Path], draft: int | None, orients: list[Orient]) -> None:
         self.paths = paths
         self.draft = draft
+        self.orients = orients
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[int, Image.Image | None, tuple[int, int], str | None]:
         try:
-            info = probe(self.paths[i])
+            o = self.orients[i]
+            info = probe(self.paths[i], exif=o == "exif")
+            size = oriented_size(info.width, info.height, info.orientation if o == "exif" else o)
             d = (self.draft, self.draft) if self.draft else None
-            im = decode(self.paths[i], "RGB", draft=d)
-            return i, im, (info.width, info.height), None
+            im = decode(self.paths[i], "RGB", draft=d, orientation=o)
+            return i, im, size, None
         except ImageReadError as exc:
             return i, None, (0, 0), f"{exc.kind}: {exc.message}"
 

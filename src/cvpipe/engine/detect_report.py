@@ -147,12 +147,12 @@ def grid_png(
         tiles.append(gallery.thumbnail(
             path, TILE, boxes=r.boxes or [], box_classes=r.labels or [],
             box_labels=[classes[k] for k in r.labels or []], source_size=size,
-            caption=f"truth: {len(r.boxes or [])}",
+            caption=f"truth: {len(r.boxes or [])}", orientation=r.orientation,
         ))  # fmt: skip
         tiles.append(gallery.thumbnail(
             path, TILE, boxes=d["boxes"][keep].tolist(), box_classes=d["labels"][keep].tolist(),
             box_labels=[f"{classes[int(k)]} {s:.2f}" for k, s in zip(d["labels"][keep], d["scores"][keep], strict=True)],
-            source_size=size, caption=f"pred: {int(keep.sum())}",
+            source_size=size, caption=f"pred: {int(keep.sum())}", orientation=r.orientation,
         ))  # fmt: skip
     return gallery.grid(tiles, columns=8)
 

@@ -63,7 +63,7 @@ def mistakes_grid_png(mistakes: Sequence[dict[str, Any]], cols: int = 8) -> byte
     thumbs = []
     for m in mistakes:
         try:
-            im = decode(m["path"], "RGB", draft=(THUMB, THUMB))
+            im = decode(m["path"], "RGB", draft=(THUMB, THUMB), orientation=m.get("orientation"))
         except ImageReadError:
             continue
         im.thumbnail((THUMB, THUMB))

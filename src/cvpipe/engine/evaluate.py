@@ -30,7 +30,7 @@ import numpy as np
 
 from cvpipe import progress
 from cvpipe.data.manifest import Dataset, Record
-from cvpipe.engine.predictor import BasePredictor, Predictor
+from cvpipe.engine.predictor import BasePredictor, Predictor, record_orientations
 from cvpipe.errors import CheckpointError, DatasetError
 from cvpipe.io import atomic_open, read_json, write_json
 from cvpipe.metrics.classification import ClassificationEvaluator
@@ -278,7 +278,9 @@ class _Stream:
     def run(self, batch_size: int, workers: int) -> Iterator[dict[str, Any]]:
         ds, recs = self.sel.dataset, self.sel.records
         paths = [ds.image_path(r) for r in recs]
-        results = self.pred.predict_paths(paths, batch_size=batch_size, workers=workers)
+        results = self.pred.predict_paths(
+            paths, batch_size=batch_size, workers=workers, **record_orientations(self.pred, recs)
+        )
         for res in progress.track(results, total=len(paths), desc="eval", unit="img"):
             rec = recs[res.index]
             true = ds.class_index(rec)
@@ -347,8 +349,9 @@ class _Stream:
                 "true": self.classes[t],
                 "pred": self.classes[p],
                 "confidence": c,
+                "orientation": self.sel.records[i].orientation,  # shown as the model saw it
             }
-            for c, _, file, t, p in sorted(self._mistakes, reverse=True)
+            for c, i, file, t, p in sorted(self._mistakes, reverse=True)
         ]
 
 

@@ -105,10 +105,12 @@ def state_digest(module: nn.Module) -> str:
 
 
 def records_digest(records: Sequence[Record]) -> str:
-    """SHA-256 of the records used, in order (id, file, width, height)."""
+    """SHA-256 of the records used, in order (id, file, width, height, and the EXIF
+    orientation a decode applies when there is one)."""
     h = hashlib.sha256()
     for r in records:
-        h.update(json.dumps([r.id, r.file, r.width, r.height]).encode())
+        turn = [r.orientation] if r.orientation is not None else []
+        h.update(json.dumps([r.id, r.file, r.width, r.height, *turn]).encode())
         h.update(b"\n")
     return h.hexdigest()
 

@@ -2,7 +2,8 @@
 
 A predictor wraps a trained model with its preprocessing (from the run's model card) and
 streams over any number of image files with bounded memory: files are decoded (JPEG at
-reduced size) and transformed in an optional DataLoader worker pool, run through the
+reduced size; turned by their EXIF orientation when the model was trained on a dataset
+imported with ``--exif apply``, ``card.exif``) and transformed in an optional DataLoader worker pool, run through the
 network one batch at a time under ``torch.inference_mode``, and yielded one result per
 file, in input order, as soon as their batch is done. An unreadable file yields a result
 with ``error`` set instead of stopping the stream.
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from cvpipe.data.images import ImageReadError, decode
+from cvpipe.data.orientation import Orient
 from cvpipe.errors import CheckpointError
 from cvpipe.registry import Registry
 
@@ -133,7 +135,9 @@ class BasePredictor:
         Raises:
             ImageReadError: missing, unreadable, truncated or corrupt file.
         """
-        return decode(path, "RGB", draft=(self.draft, self.draft))
+        return decode(
+            path, "RGB", draft=(self.draft, self.draft), orientation=self.card.orientation
+        )
 
     # -- streaming ----------------------------------------------------------------------
     def predict_paths(
@@ -141,6 +145,7 @@ class BasePredictor:
         paths: Sequence[str | Path],
         batch_size: int = 32,
         workers: int = 0,
+        orientations: Sequence[Orient] | None = None,
     ) -> Iterator[PathResult]:
         """Predict many files, yielding one :class:`PathResult` per file in input order.
 
@@ -151,14 +156,18 @@ class BasePredictor:
             paths: image files.
             batch_size: images per forward pass.
             workers: DataLoader worker processes decoding in parallel (0: in this process).
+            orientations: per file, how to orient its decode (``Record.orientation`` of
+                dataset records, so pixels match their labels); default: the card's
+                (``"exif"`` for ``exif: apply`` cards, else the stored pixels).
         """
         import torch
         from torch.utils.data import DataLoader
 
         if not paths:
             return
+        orients = _orients(paths, orientations, self.card.orientation)
         dataset: Any = _PathDataset(
-            list(paths), self.transform, self.draft
+            list(paths), self.transform, self.draft, orients
         )  # map-style, duck-typed
         loader: DataLoader[Any] = DataLoader(
             dataset,
@@ -188,22 +197,49 @@ class _PathDataset:
     light whatever the start method.
     """
 
-    def __init__(self, paths: list[str | Path], transform: Any, draft: int) -> None:
+    def __init__(
+        self, paths: list[str | Path], transform: Any, draft: int, orients: list[Orient]
+    ) -> None:
         self.paths = paths
         self.transform = transform
         self.draft = draft
+        self.orients = orients
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> tuple[int, Any, str | None]:
         try:
-            im = decode(self.paths[i], "RGB", draft=(self.draft, self.draft))
+            im = decode(
+                self.paths[i], "RGB", draft=(self.draft, self.draft), orientation=self.orients[i]
+            )
             return i, self.transform(im), None
         except ImageReadError as exc:
             return i, None, f"{exc.kind}: {exc.message}"
         except (OSError, ValueError) as exc:  # a decoder error surfacing in the transform
             return i, None, f"corrupt: cannot decode image: {exc}"
+
+
+def record_orientations(predictor: Any, records: Sequence[Any]) -> dict[str, Any]:
+    """``predict_paths`` keywords that decode dataset records in their own frame (the one
+    their labels and boxes are in: ``Record.orientation``), whatever the model card says;
+    empty when nothing would turn, so duck-typed predictors need not know the keyword."""
+    orients = [r.orientation for r in records]
+    card = getattr(predictor, "card", None)
+    if any(o is not None for o in orients) or getattr(card, "exif", "keep") == "apply":
+        return {"orientations": orients}
+    return {}
+
+
+def _orients(
+    paths: Sequence[Any], orientations: Sequence[Orient] | None, default: Orient
+) -> list[Orient]:
+    """One orientation per path: the given ones, or the card's default for every file."""
+    if orientations is None:
+        return [default] * len(paths)
+    if len(orientations) != len(paths):
+        raise ValueError(f"{len(paths)} paths but {len(orientations)} orientations")
+    return list(orientations)
 
 
 def _collate(batch: list[tuple[int, Any, str | None]]) -> tuple[list[int], Any, dict[int, str]]:

@@ -21,7 +21,7 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from cvpipe.errors import CheckpointError
 from cvpipe.io import atomic_write_text, read_json, write_json
@@ -72,6 +72,15 @@ class ModelCard:
     created: str = ""
     cvpipe_version: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # "apply": trained on a dataset imported with --exif apply, so predict and serve turn
+    # each input photo by its own EXIF orientation before preprocessing
+    exif: str = "keep"
+
+    @property
+    def orientation(self) -> Literal["exif"] | None:
+        """How predict/serve orient an input file (``orientation=`` of
+        :func:`cvpipe.data.images.decode`): ``"exif"`` for ``exif: apply`` cards."""
+        return "exif" if self.exif == "apply" else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +96,7 @@ class ModelCard:
             "created": self.created,
             "cvpipe_version": self.cvpipe_version,
             **({"extra": self.extra} if self.extra else {}),
+            **({"exif": self.exif} if self.exif != "keep" else {}),
         }
 
     @classmethod
@@ -107,6 +117,7 @@ class ModelCard:
                 created=d.get("created", ""),
                 cvpipe_version=d.get("cvpipe_version", ""),
                 extra=_extra_of(d),
+                exif=_exif_of(d),
             )
         except KeyError as exc:
             raise CheckpointError(f"model card is missing the field {exc.args[0]!r}") from None
@@ -122,6 +133,13 @@ class ModelCard:
                 f"{p}: model card not found; is {p.parent} a cvpipe run directory?"
             )
         return cls.from_json(read_json(p))
+
+
+def _exif_of(d: dict[str, Any]) -> str:
+    value = d.get("exif", "keep")
+    if value not in ("keep", "apply"):
+        raise CheckpointError(f"model card field 'exif' is {value!r}; valid: keep, apply")
+    return str(value)
 
 
 def _extra_of(d: dict[str, Any]) -> dict[str, Any]:

@@ -188,7 +188,7 @@ def _write_card(
         task=meta["task"], classes=meta["classes"], model=meta["model"], head=meta["head"],
         preprocess=Preprocess.from_json(meta["preprocess"]), input_size=meta["input_size"], metrics=metrics,
         weights=meta["weights"], freeze=meta["freeze"], created=meta["created"],
-        cvpipe_version=meta["cvpipe_version"], extra=extra,
+        cvpipe_version=meta["cvpipe_version"], extra=extra, exif=meta.get("exif", "keep"),
     )  # fmt: skip
     payload = card.to_json()
     payload.update({k: meta[k] for k in ("thresholds", "detector") if k in meta})  # detect cards
@@ -361,6 +361,7 @@ class _Run:
         scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         start_epoch = 0
         meta = self._meta(net)
+        meta["exif"] = "apply" if self.ds.info.exif == "apply" else "keep"  # predict/serve orient
         meta["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         if ckpt is not None:
             start_epoch = self._restore(ckpt, optimizer, scheduler, scaler, meta)

@@ -41,6 +41,7 @@ def thumbnail(
     box_classes: Sequence[int] | None = None,
     source_size: tuple[int, int] | None = None,
     caption: str | None = None,
+    orientation: int | None = None,
 ) -> Image.Image:
     """A ``size``×``size`` tile: the image fitted inside, boxes drawn, caption at the bottom.
 
@@ -52,6 +53,8 @@ def thumbnail(
         box_classes: class index per box, for the box colour.
         source_size: (width, height) the boxes refer to (default: the file's real size).
         caption: short text on the tile's bottom edge.
+        orientation: the record's EXIF orientation (``Record.orientation``): the image is
+            turned as the record's boxes and ``source_size`` expect.
 
     Returns:
         An RGB :class:`PIL.Image.Image` of ``size``×``size``.
@@ -60,7 +63,7 @@ def thumbnail(
     draw = ImageDraw.Draw(tile)
     font = ImageFont.load_default()
     try:
-        im = decode(path, "RGB", draft=(size, size))
+        im = decode(path, "RGB", draft=(size, size), orientation=orientation)
     except ImageReadError as exc:
         draw.text((4, size // 2 - 6), exc.kind, fill=(180, 0, 0), font=font)
         return tile

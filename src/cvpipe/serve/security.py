@@ -34,6 +34,8 @@ from urllib.parse import urljoin, urlsplit
 
 from PIL import Image, UnidentifiedImageError
 
+from cvpipe.data import orientation as O
+from cvpipe.data.orientation import Orient
 from cvpipe.serve.settings import ServeSettings
 
 # (magic prefix, offset, format, mime)
@@ -105,17 +107,22 @@ class DecodedImage:
     format: str
 
 
-def decode_image(data: bytes, max_pixels: int, draft: int | None = None) -> DecodedImage:
+def decode_image(
+    data: bytes, max_pixels: int, draft: int | None = None, orientation: Orient = None
+) -> DecodedImage:
     """Decode untrusted bytes as an RGB image, checking type and size first.
 
     Args:
         data: the request body (or an upload / a download).
         max_pixels: largest width x height accepted (decompression-bomb guard).
         draft: JPEG only: decode at a reduced size no smaller than this side.
+        orientation: ``"exif"`` turns the image by its own EXIF orientation (models
+            trained with ``--exif apply``: the card's ``orientation``); None keeps the
+            stored pixels.
 
     Returns:
-        The RGB image; ``width``/``height`` are the sizes declared by the file (boxes are
-        reported in these pixels).
+        The RGB image; ``width``/``height`` are the sizes declared by the file, swapped
+        when the EXIF orientation turned it by 90° (boxes are reported in these pixels).
 
     Raises:
         ApiError: 400 empty body; 415 not a supported image type; 413 too many pixels;
@@ -149,16 +156,18 @@ def decode_image(data: bytes, max_pixels: int, draft: int | None = None) -> Deco
                 f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
             )
         try:
+            turn = O.resolve(orientation, im)
             if draft and fmt == "JPEG":
                 im.draft("RGB", (draft, draft))
             im.load()
-            rgb = _to_rgb(im)
+            rgb = _to_rgb(O.apply(im, turn))
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             msg = str(exc)
             code = (
                 "truncated_image" if "truncated" in msg or "broken data" in msg else "corrupt_image"
             )
             raise ApiError(422, code, f"cannot decode the {fmt} image: {msg}") from None
+    width, height = O.oriented_size(width, height, turn)
     return DecodedImage(rgb, int(width), int(height), fmt)
 
 

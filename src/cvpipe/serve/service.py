@@ -93,7 +93,12 @@ class Service:
                 "body_too_large",
                 f"image of {len(data)} bytes; the limit is {self.settings.max_body_bytes}",
             )
-        return decode_image(data, self.settings.max_pixels, draft=self.runtime.draft)
+        return decode_image(
+            data,
+            self.settings.max_pixels,
+            draft=self.runtime.draft,
+            orientation=self.runtime.card.orientation,
+        )
 
     def image_bytes(self, req: ImageRequest) -> bytes:
         """The bytes named by a JSON image request (download or base64).

@@ -36,6 +36,7 @@ from pydantic import field_validator
 
 from cvpipe.config import Config
 from cvpipe.data import boxes as B
+from cvpipe.data import orientation as O
 from cvpipe.data.images import ImageInfo, ImageReadError, probe
 from cvpipe.data.manifest import (
     MANIFEST,
@@ -46,6 +47,7 @@ from cvpipe.data.manifest import (
     Task,
     write_info,
 )
+from cvpipe.data.orientation import ExifMode
 from cvpipe.data.problems import OnError, ProblemLog
 from cvpipe.errors import ConfigError, DatasetError
 from cvpipe.io import atomic_open, write_json
@@ -71,6 +73,11 @@ class ImportOptions(Config):
         images: image folder when the format keeps images apart from annotations.
         descriptions: Open Images class-descriptions CSV (MID → name).
         min_confidence: Open Images rows below this confidence are ignored.
+        exif: ``keep`` (default) uses the stored pixels as they are; ``apply`` reads each
+            image's EXIF orientation and records it (``meta["exif_orientation"]``, 2-8)
+            so every decode turns the image as a photo viewer does; width, height and
+            boxes are then in that oriented frame (boxes are converted from the stored
+            pixels at import). Invalid values (outside 1-8) are reported and kept as stored.
     """
 
     task: Task | None = None
@@ -82,6 +89,7 @@ class ImportOptions(Config):
     images: str | None = None
     descriptions: str | None = None
     min_confidence: float = 0.5
+    exif: ExifMode = "keep"
 
     @field_validator("classes", mode="before")
     @classmethod
@@ -158,7 +166,7 @@ class Importer(ABC):
     def probe_image(self, path: Path, where: str | Path | None = None) -> ImageInfo | None:
         """Probe an image header; record a problem and return None when unusable."""
         try:
-            info = probe(path)
+            info = probe(path, exif=self.options.exif == "apply")
         except ImageReadError as exc:
             self.problems.add(
                 path,
@@ -277,7 +285,7 @@ def run_import(
     out.mkdir(parents=True, exist_ok=True)
 
     seen: set[str] = set()
-    n_images = n_boxes = 0
+    n_images = n_boxes = n_oriented = 0
     split_counts: Counter[str | None] = Counter()
     per_class: Counter[str] = Counter()
     fd, tmp_name = tempfile.mkstemp(prefix=".import.", suffix=".jsonl", dir=out)
@@ -295,6 +303,7 @@ def run_import(
                 if rec is None:
                     continue
                 n_images += 1
+                n_oriented += rec.orientation is not None
                 n_boxes += len(raw.boxes or [])
                 split_counts[rec.split] += 1
                 if raw.labels is not None:
@@ -321,6 +330,7 @@ def run_import(
         "boxes": n_boxes if importer.task == "detect" else None,
         "splits": {str(k): v for k, v in sorted(split_counts.items(), key=lambda kv: str(kv[0]))},
         "problems": problems.counts(),
+        "exif": _exif_summary(n_oriented) if options.exif == "apply" else None,
     }
     summary = {k: v for k, v in summary.items() if v is not None}
     info = DatasetInfo(
@@ -330,6 +340,7 @@ def run_import(
         image_root="images" if options.copy_images else _relative_root(image_root, out),
         source=SourceInfo(format=format, path=str(Path(source).resolve())),
         import_report=summary,
+        exif="apply" if options.exif == "apply" else None,
         history=[f"import {format} {source}"],
     )
     write_info(out, info)
@@ -346,6 +357,9 @@ def _finish(
         return None
     if raw.boxes is not None:
         _fix_boxes(raw, info, problems)
+    width, height = info.width, info.height
+    if importer.options.exif == "apply":
+        width, height = _apply_orientation(raw, info, problems)
     rel = _relative_to_root(raw.path, image_root)
     if importer.options.copy_images:
         dest = out / "images" / rel
@@ -355,8 +369,8 @@ def _finish(
     return Record(
         id=raw.id,
         file=rel.as_posix(),
-        width=info.width,
-        height=info.height,
+        width=width,
+        height=height,
         split=raw.split,
         label=raw.label,  # type: ignore[arg-type]  # names until _rewrite_with_indices
         count=raw.count,
@@ -364,6 +378,37 @@ def _finish(
         labels=raw.labels,  # type: ignore[arg-type]
         meta=raw.meta,
     )
+
+
+def _apply_orientation(raw: RawRecord, info: ImageInfo, problems: ProblemLog) -> tuple[int, int]:
+    """``--exif apply``: record the image's orientation, turn its boxes into the oriented
+    frame and return the oriented size; invalid values are reported and kept as stored."""
+    tag = info.orientation
+    if tag is None or tag == 1:
+        return info.width, info.height
+    if not O.is_valid(tag):
+        problems.add(
+            raw.path,
+            "exif_orientation_invalid",
+            f"EXIF orientation is {tag}: not a valid value (1-8), so no viewer turns this photo",
+            "kept the stored pixel orientation",
+            field="exif.Orientation",
+        )
+        return info.width, info.height
+    if raw.boxes:
+        raw.boxes = O.orient_boxes(raw.boxes, info.width, info.height, tag)
+    raw.meta[O.META_KEY] = tag
+    return O.oriented_size(info.width, info.height, tag)
+
+
+def _exif_summary(n_oriented: int) -> dict[str, Any]:
+    return {
+        "mode": "apply",
+        "oriented_images": n_oriented,
+        "frame": "width, height and boxes are in the oriented frame (as a photo viewer "
+        "shows the image; boxes converted from the stored pixels at import); decoding "
+        "applies meta.exif_orientation",
+    }
 
 
 def _class_table(importer: Importer, options: ImportOptions, seen: set[str]) -> list[str]:

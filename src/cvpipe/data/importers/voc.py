@@ -2,17 +2,24 @@
 
 SOURCE is either
 
-- a folder searched recursively (sorted) for ``*.xml`` files, with the images next to
-  them or in ``--images`` (LabelImg); a ``train``/``val``/``test`` folder on the way to
-  an XML file sets its split (the TF object-detection layout ``images/train/*.xml``);
-- a VOCdevkit year folder with ``Annotations/``, ``JPEGImages/`` (the default image
-  folder) and ``ImageSets/Main/{train,val,test}.txt`` (which set the splits).
+- a folder searched recursively (sorted) for ``*.xml`` files (LabelImg, flat folders); a
+  ``train``/``val``/``test`` folder on the way to an XML file sets its split (the TF
+  object-detection layout ``images/train/*.xml``);
+- a folder with an ``Annotations/`` (or ``annotations/``) subfolder holding the XML files:
+  VOCdevkit's ``Annotations/`` + ``JPEGImages/`` (the default image folder) +
+  ``ImageSets/Main/{train,val,test}.txt`` (which set the splits), or the common
+  ``annotations/`` + ``images/``. Record ids are then relative to the annotation folder.
 
 Real files are messy, so the image of an XML file is looked up in this order:
-``<filename>`` next to the XML and in the image folder, the ``<path>`` itself when it
-exists, the XML's own stem with any image extension, and finally the base name of a
-Windows ``<path>`` (``C:\\Users\\x\\burger_1.jpg``). A ``<size>`` that disagrees with the
-image header (0x0 is common) is replaced by the real size and reported.
+``<filename>`` next to the XML and in the image folder (``--images``), the ``<path>``
+itself when it exists, the XML's own stem with any image extension, and the base name of
+a Windows ``<path>`` (``C:\\Users\\x\\burger_1.jpg``). When none of these is there, the
+same names are looked up anywhere under SOURCE (and ``--images``) in an
+:class:`~cvpipe.data.image_index.ImageIndex` built once, streamed; a name found in more
+than one folder is ``image_ambiguous`` in the report, with every path, which one was used
+(the one sharing a folder name such as ``train`` with the XML, else the first in sorted
+order) and that ``--images FOLDER`` decides. A ``<size>`` that disagrees with the image
+header (0x0 is common) is replaced by the real size and reported.
 
 Coordinates follow the VOC pixel convention (1-based, inclusive), so a box
 ``xmin, ymin, xmax, ymax`` becomes ``[xmin - 1, ymin - 1, xmax, ymax]`` in cvpipe's
@@ -32,6 +39,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import ClassVar
 
+from cvpipe.data.image_index import ImageIndex, closest
 from cvpipe.data.images import IMAGE_EXTENSIONS, is_image_file
 from cvpipe.data.importers.base import IMPORTERS, Importer, ImportOptions, RawRecord
 from cvpipe.data.importers.imagefolder import SPLIT_ALIASES
@@ -58,8 +66,9 @@ class VocImporter(Importer):
                 f"{self.source}: voc expects a folder of Pascal VOC .xml files "
                 "(LabelImg output, or a VOCdevkit folder with Annotations/)"
             )
-        self.voc_layout = (self.source / "Annotations").is_dir()
-        self.ann_root = self.source / "Annotations" if self.voc_layout else self.source
+        ann_dir = _annotation_dir(self.source)
+        self.voc_layout = ann_dir is not None
+        self.ann_root = ann_dir or self.source
         images = Path(options.images) if options.images else None
         if images is not None and not images.is_dir():
             raise DatasetError(f"{images}: --images folder not found")
@@ -70,6 +79,9 @@ class VocImporter(Importer):
         # keep this index small for folders of 100k+ images
         self._listings: dict[Path, dict[str, str]] = {}
         self._seen: set[str] = set()
+        # every image under SOURCE (and --images) by file name; built on the first miss
+        roots = [self.source] + ([images] if images is not None else [])
+        self._index = ImageIndex(roots)
 
     def image_root(self) -> Path:
         return self.images_dir or self.source
@@ -251,7 +263,9 @@ class VocImporter(Importer):
             found = self._lookup(dirs, [win_name])
             how = "the base name of <path>"
         if found is None:
-            tried = ", ".join(str(d) for d in dirs)
+            found, how = self._search_tree(xml, fname, rel.name, win_name)
+        if found is None:
+            tried = ", ".join(str(d) for d in dirs) + f" or anywhere under {self.source}"
             names = " or ".join(
                 repr(n) for n in dict.fromkeys(filter(None, [fname, rel.name + ".*", win_name]))
             )
@@ -279,9 +293,45 @@ class VocImporter(Importer):
             )
         return found
 
+    def _search_tree(
+        self, xml: Path, fname: str, stem: str, win_name: str
+    ) -> tuple[Path | None, str]:
+        """The same names as the folder lookups, anywhere under SOURCE (and --images)."""
+        tries = [
+            ([fname], "<filename> found elsewhere under the source"),
+            ([stem + ext for ext in IMAGE_EXTENSIONS], "the XML file's name, found elsewhere"),
+            ([win_name], "the base name of <path>, found elsewhere"),
+        ]
+        for names, how in tries:
+            for name in names:
+                if not name or not is_image_file(name):
+                    continue
+                hits = self._index.find(name)
+                if len(hits) == 1:
+                    return hits[0], how
+                if hits:
+                    return self._ambiguous(xml, name, hits), how
+        return None, ""
+
+    def _ambiguous(self, xml: Path, name: str, hits: list[Path]) -> Path:
+        chosen, shared = closest(hits, xml.parent, self.source)
+        why = (
+            f"its folder shares {shared!r} with the XML's"
+            if shared
+            else "the first in sorted order"
+        )
+        self.problems.add(
+            xml,
+            "image_ambiguous",
+            f"{name!r} is in {len(hits)} folders: " + ", ".join(str(h) for h in hits),
+            f"used {chosen} ({why}); pass --images FOLDER to choose the image folder",
+            field="filename",
+        )
+        return chosen
+
     def _report_unannotated(self, used: set[str]) -> None:
         roots = [self.images_dir] if self.images_dir is not None else []
-        if not self.voc_layout:
+        if not self.voc_layout or self.images_dir is None:
             roots.append(self.source)
         seen: set[str] = set()
         for root in roots:
@@ -406,6 +456,20 @@ class VocImporter(Importer):
                 "appended to the class list",
             )
         return names + extra
+
+
+def _annotation_dir(source: Path) -> Path | None:
+    """VOCdevkit's ``Annotations/``, or an ``annotations/`` child of ``source`` (any case)
+    that holds XML files (one holding, say, COCO JSON leaves the whole tree searched)."""
+    exact = source / "Annotations"
+    if exact.is_dir():
+        return exact
+    with os.scandir(source) as it:
+        found = sorted(e.name for e in it if e.is_dir() and e.name.lower() == "annotations")
+    for name in found:
+        if next(_walk_xml(source / name), None) is not None:
+            return source / name
+    return None
 
 
 def _int_or_none(text: str | None) -> int | None:
