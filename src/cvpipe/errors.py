@@ -82,6 +82,10 @@ class WeightsNotFoundError(CvpipeError):
     """Pretrained weights could not be resolved offline."""
 
 
+class DownloadError(WeightsNotFoundError):
+    """A weights download was off, failed, or gave a file whose hash differs."""
+
+
 class CheckpointError(CvpipeError):
     """A checkpoint is unreadable or does not match the model / dataset."""
 
