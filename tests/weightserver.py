@@ -125,3 +125,49 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def publish(
+    monkeypatch: pytest.MonkeyPatch,
+    server: WeightServer,
+    arch: str,
+    state: dict[str, Any],
+    tag: str | None = None,
+    half: bool = False,
+) -> str:
+    """Serve ``state`` as ``arch``'s published torchvision file (entry ``tag``, default
+    ``DEFAULT``) from a loopback mirror, downloads on (``CVPIPE_WEIGHTS_URL``).
+
+    The file name carries the sha256 prefix of the served bytes, as torchvision's do, so
+    the download's hash check is the real one. Returns the file name.
+    """
+    import hashlib
+    import io
+
+    import torch
+
+    from cvpipe.models import published
+
+    buf = io.BytesIO()
+    torch.save({k: (v.half() if half and v.is_floating_point() else v) for k, v in state.items()}, buf)
+    body = buf.getvalue()
+    name = f"{arch}{'_coco' if tag else ''}-{hashlib.sha256(body).hexdigest()[:8]}.pth"
+    server.serve(f"mirror/{name}", body)
+    real = published.torchvision_urls
+    table = getattr(published.torchvision_urls, "_fake_table", None)
+    if table is None:
+        table = {}
+
+        def fake(a: str, t: str | None = None) -> list[str]:
+            return [table[(a, t)]] if (a, t) in table else real(a, t)
+
+        fake._fake_table = table  # type: ignore[attr-defined]
+        monkeypatch.setattr(published, "torchvision_urls", fake)
+    table[(arch, tag)] = f"https://download.pytorch.org/models/{name}"
+    monkeypatch.setenv("CVPIPE_WEIGHTS_URL", server.url("mirror"))
+    monkeypatch.delenv("CVPIPE_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("CVPIPE_CONNECT_TIMEOUT", "2")
+    monkeypatch.setenv("CVPIPE_READ_TIMEOUT", "5")
+    return name

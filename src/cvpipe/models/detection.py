@@ -77,6 +77,7 @@ class DetectorSpec:
     fixed_input: bool
     build: Callable[[BuildArgs], nn.Module]
     description: str = ""
+    frozen_bn: bool = False  # pretrained backbones train with FrozenBatchNorm2d (torchvision)
 
 
 @dataclass(frozen=True)
@@ -421,7 +422,7 @@ for _name, _family, _backbone, _frozen in (
     _register(
         DetectorSpec(
             _name, _family, _backbone, 800, False, _torchvision_builder(_name, _family, _frozen),
-            f"torchvision {_name} (input_size = shorter side; longer side <= 1.67x)",
+            f"torchvision {_name} (input_size = shorter side; longer side <= 1.67x)", _frozen,
         )
     )  # fmt: skip
 

@@ -48,16 +48,21 @@ class Published:
     what: str  # "ImageNet" | "COCO"
 
 
-def _torchvision_entry(arch: str, tag: str | None = None) -> Any:
+def torchvision_urls(arch: str, tag: str | None = None) -> list[str]:
+    """URLs in torchvision's weight enum of ``arch``: entry ``tag`` (e.g. ``COCO_V1``), or
+    every entry with ``DEFAULT`` first; [] when torchvision publishes none."""
     from torchvision import models
 
     try:
         enum = models.get_model_weights(arch)
     except ValueError:
-        return None
+        return []
     if tag is not None:
-        return getattr(enum, tag, None)
-    return getattr(enum, "DEFAULT", None) or next(iter(enum), None)
+        entry = getattr(enum, tag, None)
+        return [entry.url] if entry is not None else []
+    default = getattr(enum, "DEFAULT", None)
+    ordered = [default] + [w for w in enum if w is not default] if default else list(enum)
+    return [w.url for w in ordered]
 
 
 def _torch_file(model: str, url: str, what: str) -> Published:
@@ -79,8 +84,8 @@ def published_classifier(name: str) -> Published | None:
 
     meta = model_meta(name)
     if meta.family == "torchvision":
-        entry = _torchvision_entry(meta.source)
-        return _torch_file(name, entry.url, "ImageNet") if entry is not None else None
+        urls = torchvision_urls(meta.source)
+        return _torch_file(name, urls[0], "ImageNet") if urls else None
     if meta.family != "timm":
         return None
     cfg = _timm_cfg(meta.source)
@@ -96,8 +101,8 @@ def published_classifier(name: str) -> Published | None:
 
 def published_coco(detector: str) -> Published | None:
     """The COCO weights torchvision publishes for ``detector`` (None if it has none)."""
-    entry = _torchvision_entry(detector, "COCO_V1")
-    return _torch_file(detector, entry.url, "COCO") if entry is not None else None
+    urls = torchvision_urls(detector, "COCO_V1")
+    return _torch_file(detector, urls[0], "COCO") if urls else None
 
 
 def manual_fix(pub: Published) -> str:
@@ -183,7 +188,7 @@ def resolve_coco(detector: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]
             )
         download_published(pub)
         kind = "download"
-    state = read_state_dict(pub.dest)
+    state = read_state_dict(pub.dest, classifier=False)
     digest = file_sha256(pub.dest)
     log.info("%s: COCO weights from %s %s", detector, kind, pub.dest)
     return state, {"source": kind, "path": str(pub.dest), "sha256": digest, "url": pub.remote.url}

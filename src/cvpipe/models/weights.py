@@ -225,18 +225,9 @@ def read_index() -> dict[str, Any]:
 
 
 def _torchvision_files(arch: str) -> list[str]:
-    from torchvision import models
+    from cvpipe.models.published import torchvision_urls
 
-    try:
-        enum = models.get_model_weights(arch)
-    except ValueError:
-        return []
-    ordered = (
-        [enum.DEFAULT] + [w for w in enum if w is not enum.DEFAULT]
-        if hasattr(enum, "DEFAULT")
-        else list(enum)
-    )
-    return [Path(w.url).name for w in ordered]
+    return [Path(url).name for url in torchvision_urls(arch)]
 
 
 def _timm_cfg(arch: str) -> dict[str, Any]:
@@ -407,11 +398,12 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | Path, *, classifier: bool = True) -> dict[str, torch.Tensor]:
     """Read tensors from a ``.pth/.pt/.bin`` (``weights_only=True``) or ``.safetensors`` file.
 
     Wrappers are unwrapped (``{"state_dict": ...}``, cvpipe checkpoints' ``{"model": ...}``)
-    and ``module.`` / ``_orig_mod.`` prefixes stripped.
+    and ``module.`` / ``_orig_mod.`` prefixes stripped; with ``classifier`` (a backbone's
+    weights), a cvpipe classifier's ``backbone.`` prefix too (not for detector weights).
 
     Raises:
         WeightsNotFoundError: the file does not exist.
@@ -445,10 +437,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 f"{p}: cannot read as a weights file with torch.load(weights_only=True): {str(exc).splitlines()[0]}; "
                 "it must be a plain state_dict (tensors by name), not a pickled model"
             ) from None
-    return _unwrap(obj, p)
+    return _unwrap(obj, p, classifier)
 
 
-def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+def _unwrap(obj: Any, path: Path, classifier: bool = True) -> dict[str, torch.Tensor]:
     for _ in range(3):
         if (
             isinstance(obj, Mapping)
@@ -470,7 +462,7 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     for prefix in _STRIP_PREFIXES:
         if all(k.startswith(prefix) for k in sd):
             sd = {k[len(prefix) :]: v for k, v in sd.items()}
-    if any(k.startswith("backbone.") for k in sd):  # a cvpipe ClassifierNet state_dict
+    if classifier and any(k.startswith("backbone.") for k in sd):  # a cvpipe ClassifierNet
         sd = {k[len("backbone.") :]: v for k, v in sd.items() if k.startswith("backbone.")}
     return sd
 
