@@ -60,3 +60,6 @@ def _no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
     them from 127.0.0.1 (tests/weightserver.py) and turns them back on."""
     monkeypatch.setenv("CVPIPE_OFFLINE", "1")
     monkeypatch.delenv("CVPIPE_WEIGHTS_URL", raising=False)
+
+
+from tests.weightserver import weight_server  # noqa: E402,F401  (fixture: a loopback weights server)

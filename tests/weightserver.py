@@ -149,7 +149,9 @@ def publish(
     from cvpipe.models import published
 
     buf = io.BytesIO()
-    torch.save({k: (v.half() if half and v.is_floating_point() else v) for k, v in state.items()}, buf)
+    torch.save(
+        {k: (v.half() if half and v.is_floating_point() else v) for k, v in state.items()}, buf
+    )
     body = buf.getvalue()
     name = f"{arch}{'_coco' if tag else ''}-{hashlib.sha256(body).hexdigest()[:8]}.pth"
     server.serve(f"mirror/{name}", body)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.engine.tinydetect import CLASSES, make_detect_dataset
+from tests.weightserver import WeightServer, publish
 from torchvision.models import detection as tvd
 
 from cvpipe.config import load_config
@@ -19,8 +21,6 @@ from cvpipe.engine.trainer import train
 from cvpipe.errors import WeightsNotFoundError
 from cvpipe.models.coco_start import start_from_coco
 from cvpipe.models.detection import create_detector
-from tests.engine.tinydetect import CLASSES, make_detect_dataset
-from tests.weightserver import WeightServer, publish, weight_server  # noqa: F401
 
 SSD_CLS = [f"head.classification_head.module_list.{i}" for i in range(6)]
 CLASS_LAYERS = {
@@ -38,9 +38,7 @@ CLASS_LAYERS = {
     ],
 }
 FAST = ("ssdlite320_mobilenet_v3_large", "fasterrcnn_mobilenet_v3_large_fpn")
-PARAMS = [
-    pytest.param(a, marks=() if a in FAST else pytest.mark.slow) for a in CLASS_LAYERS
-]
+PARAMS = [pytest.param(a, marks=() if a in FAST else pytest.mark.slow) for a in CLASS_LAYERS]
 
 
 @pytest.fixture
@@ -82,7 +80,8 @@ def test_coco_start_keeps_all_but_the_class_layers_and_trains(
     cfg = load_config(
         TrainConfig,
         overrides=[
-            f"model={arch}", "weights=coco", "input_size=64", "epochs=1", "batch_size=2",
+            f"model={arch}", "weights=coco", "epochs=1", "batch_size=2",
+            *([] if arch == "ssd300_vgg16" else ["input_size=64"]),  # SSD300: 300 px only
             "workers=0", "device=cpu", "health.enabled=false", "detector.precise_bn=0",
         ],
     )  # fmt: skip
@@ -107,5 +106,8 @@ def test_coco_offline_is_one_clear_line(home: Path) -> None:
     with pytest.raises(WeightsNotFoundError) as exc:
         start_from_coco(det, ["a"])
     msg = str(exc.value)
-    assert "downloads are off (CVPIPE_OFFLINE=1)" in msg and "ssdlite320_mobilenet_v3_large_coco" in msg
+    assert (
+        "downloads are off (CVPIPE_OFFLINE=1)" in msg
+        and "ssdlite320_mobilenet_v3_large_coco" in msg
+    )
     assert str(home / "torch") in msg and "\n" not in msg

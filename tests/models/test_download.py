@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.weightserver import WeightServer, closed_port
 
 from cvpipe.errors import DownloadError
 from cvpipe.models.download import RemoteFile, fetch, hash_from_name, offline_reason
-from tests.weightserver import WeightServer, closed_port, weight_server  # noqa: F401
 
 BODY = bytes(range(256)) * 4096  # 1 MiB, deterministic
 SHA = hashlib.sha256(BODY).hexdigest()

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.weightserver import WeightServer, closed_port, publish
 from torchvision import models as tvm
 
 from cvpipe.errors import WeightsNotFoundError
 from cvpipe.models.published import published_classifier, published_coco
 from cvpipe.models.weights import find_sources, resolve
-from tests.weightserver import WeightServer, closed_port, publish, weight_server  # noqa: F401
 
 
 def test_published_files_come_from_torchvision_and_timm() -> None:

@@ -118,7 +118,7 @@ class DetectionRun(_Run):
         from cvpipe.models.classification import MODELS
         from cvpipe.models.detection import DETECTORS, create_detector, freeze_backbone
 
-        name = self.config.model
+        name = self.config.model_name
         if name in MODELS and name not in DETECTORS:
             raise ConfigError(
                 f"model {name!r} is a classifier but {self.ds.root} is a detect dataset; use a detector: "
@@ -152,7 +152,7 @@ class DetectionRun(_Run):
         size = int(net.input_size)
         pre = Preprocess(input_size=size, resize_size=size, mean=tuple(card["image_mean"]), std=tuple(card["image_std"]))  # fmt: skip
         return {
-            "task": "detect", "classes": self.ds.classes, "model": self.config.model, "head": {},
+            "task": "detect", "classes": self.ds.classes, "model": self.config.model_name, "head": {},
             "preprocess": pre.to_json(), "input_size": size, "freeze": "full",
             "freeze_pattern": self.config.freeze_pattern, "weights": self.config.weights,
             "weights_info": {k: v for k, v in net.weights_info.items() if isinstance(v, (str, int, float, bool))},

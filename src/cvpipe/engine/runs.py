@@ -245,6 +245,7 @@ def _build_detector(card: ModelCard) -> Detector:
         **dict(kw.get("kwargs") or {}),
     )
     if kw.get("image_mean") and kw.get("image_std"):  # e.g. COCO SSD300-VGG16's 0..255 inputs
-        det.model.transform.image_mean = [float(v) for v in kw["image_mean"]]
-        det.model.transform.image_std = [float(v) for v in kw["image_std"]]
+        transform: Any = det.model.transform
+        transform.image_mean = [float(v) for v in kw["image_mean"]]
+        transform.image_std = [float(v) for v in kw["image_std"]]
     return det

@@ -401,6 +401,10 @@ def _assemble(
     if weights is None or str(weights).lower() == "none":
         log.info("%s: backbone randomly initialised (weights=None)", meta.name)
         return net
+    if str(weights).lower() == "coco":
+        raise ConfigError(
+            f"{meta.name}: weights 'coco' are for detectors; a classifier takes imagenet, none or a file"
+        )
     from cvpipe.models.weights import load_backbone_weights, resolve
 
     explicit = None if str(weights).lower() in ("imagenet", "default") else str(weights)

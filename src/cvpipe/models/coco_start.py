@@ -148,13 +148,27 @@ class CocoWeights:
 
 
 CocoLoader = Callable[[str], CocoWeights]
-COCO_LOADERS: dict[str, CocoLoader] = {}
+COCO_LOADERS: dict[str, tuple[CocoLoader, str]] = {}
 
 
-def register_coco_loader(detector: str, loader: CocoLoader) -> None:
+def register_coco_loader(detector: str, loader: CocoLoader, where: str = "package") -> None:
     """Give ``detector`` a COCO-weights source other than torchvision's (e.g. a converted
-    TensorFlow checkpoint shipped in a package, with its own channel order)."""
-    COCO_LOADERS[detector] = loader
+    TensorFlow checkpoint shipped in a package, with its own channel order); ``where`` is
+    what ``cvpipe models`` shows in its coco column."""
+    COCO_LOADERS[detector] = (loader, where)
+
+
+def coco_availability(detector: str) -> str:
+    """Where ``detector``'s COCO weights come from: a registered loader's ``where``,
+    ``cache`` (torch cache), ``download`` (published, not here) or ``-`` (none)."""
+    if detector in COCO_LOADERS:
+        return COCO_LOADERS[detector][1]
+    from cvpipe.models.published import published_coco
+
+    pub = published_coco(detector)
+    if pub is None:
+        return "-"
+    return "cache" if pub.dest.is_file() else "download"
 
 
 def _torchvision_coco(detector: str) -> CocoWeights:
@@ -174,7 +188,8 @@ def coco_weights(detector: str) -> CocoWeights:
     Raises:
         WeightsNotFoundError: none published, or not here and not downloadable.
     """
-    return COCO_LOADERS.get(detector, _torchvision_coco)(detector)
+    loader = COCO_LOADERS[detector][0] if detector in COCO_LOADERS else _torchvision_coco
+    return loader(detector)
 
 
 def start_from_coco(

@@ -233,11 +233,13 @@ def _transfer(url: str, part: Path, handler: _Redirects, desc: str) -> None:
                 out.seek(start)
                 out.truncate()
                 done = _copy(resp, out, total, start, desc)
-        except (TimeoutError, socket.timeout, OSError, http.client.HTTPException) as exc:
+        except (TimeoutError, OSError, http.client.HTTPException) as exc:
             what = "read timed out" if isinstance(exc, TimeoutError | socket.timeout) else exc
             if done > have:
                 raise _Retry(f"{what} after {done} bytes") from None
-            raise DownloadError(f"{url}: {what} after {done} bytes (kept {part.name} to resume)") from None
+            raise DownloadError(
+                f"{url}: {what} after {done} bytes (kept {part.name} to resume)"
+            ) from None
         if total is not None and done < total:
             if done > have:
                 raise _Retry(f"connection closed at {done} of {total} bytes")

@@ -195,7 +195,21 @@ def resolve_coco(detector: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]
 
 
 def coco_detectors() -> list[str]:
-    """Registered detectors with published COCO weights."""
+    """Registered detectors with COCO weights (torchvision's or a registered loader)."""
+    from cvpipe.models.coco_start import COCO_LOADERS
     from cvpipe.models.detection import detector_names
 
-    return [d for d in detector_names() if published_coco(d) is not None]
+    return [d for d in detector_names() if d in COCO_LOADERS or published_coco(d) is not None]
+
+
+def availability(name: str) -> str:
+    """Where classifier ``name``'s ImageNet weights come from on this machine: ``package``,
+    ``store``, ``cache`` (torch / Hugging Face cache), ``download`` (published, not here
+    yet) or ``none``."""
+    from cvpipe.models.weights import find_sources
+
+    sources = find_sources(name)
+    if sources:
+        kind = sources[0].kind
+        return "cache" if kind in ("torch-cache", "hf-cache") else kind
+    return "download" if published_classifier(name) is not None else "none"
