@@ -79,7 +79,7 @@ class MissingDependencyError(CvpipeError):
 
 
 class WeightsNotFoundError(CvpipeError):
-    """Pretrained weights could not be resolved offline."""
+    """Pretrained weights could not be found on this machine nor downloaded."""
 
 
 class DownloadError(WeightsNotFoundError):
