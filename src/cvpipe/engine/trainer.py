@@ -210,7 +210,8 @@ def train(
         dataset: dataset directory (task ``classify`` or ``count``).
         out: run directory (created). With ``resume=True`` it must hold ``checkpoints/last.pt``.
         config: the resolved :class:`TrainConfig` (default: all defaults). On resume the
-            run's own ``config.yaml`` is used when ``config`` is None.
+            run's own ``config.yaml`` is used when ``config`` is None. Without ``model``,
+            the task's default (:func:`cvpipe.engine.defaults.apply_task_defaults`).
         resume: continue from ``last.pt``.
         callbacks: hooks run on rank 0 (health collector, loggers, custom stops).
 
