@@ -42,8 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "name",
         nargs="*",
-        help="model name (add, verify; download: several, DETECTOR[:coco|:imagenet]) or "
-        "shell-style pattern (list)",
+        metavar="ARG",
+        help="list: a shell-style pattern; add: NAME FILE; verify: NAME; download: NAME... "
+        "(a detector: its COCO weights, DETECTOR:imagenet its backbone's)",
     )
     p.add_argument(
         "--link",
