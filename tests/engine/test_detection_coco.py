@@ -75,7 +75,27 @@ def test_coco_start_keeps_all_but_the_class_layers_and_trains(
     for key in sorted(k for k in class_keys if k.endswith("weight")):
         assert not torch.equal(after[key], fresh[key])  # background + car rows from COCO
     assert det.weights_info["source"] == "coco" and "kept" in det.weights_info["summary"]
+    # one training step on the dataset's classes
+    det.train()
+    size = 300 if arch == "ssd300_vgg16" else 64
+    images = [torch.rand(3, size, size) for _ in range(2)]
+    targets = [
+        {"boxes": torch.tensor([[4.0, 6.0, 40.0, 50.0]]), "labels": torch.tensor([1])},
+        {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)},
+    ]
+    losses = det(images, targets)
+    total = sum(losses.values())
+    total.backward()
+    assert torch.isfinite(total)
+    grads = [p.grad for n, p in det.named_parameters() if "box_predictor" in n or "head" in n]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
 
+
+@pytest.mark.parametrize("arch", [*FAST, pytest.param("ssd300_vgg16", marks=pytest.mark.slow)])
+def test_train_with_weights_coco_writes_a_run_that_rebuilds(
+    arch: str, home: Path, weight_server: WeightServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish(monkeypatch, weight_server, arch, _coco_state(arch), tag="COCO_V1")
     ds = make_detect_dataset(home / "ds", splits={"train": 4, "val": 2})
     cfg = load_config(
         TrainConfig,
@@ -85,14 +105,16 @@ def test_coco_start_keeps_all_but_the_class_layers_and_trains(
             "workers=0", "device=cpu", "health.enabled=false", "detector.precise_bn=0",
         ],
     )  # fmt: skip
-    n = len(weight_server.requests)
     result = train(ds.root, home / "run", cfg)
-    assert result.history and len(weight_server.requests) == n  # the cached file
+    assert result.history and len(weight_server.requests) == 1  # downloaded once
     card = json.loads((home / "run" / "model_card.json").read_text())
     info = card["detector"]["backbone_weights"]  # Detector.weights_info
     assert info["source"] == "coco" and CLASS_LAYERS[arch][0].split(".")[0] in info["summary"]
+    assert info["mapping"] == {"car": 3}
     model, _ = load_model(home / "run")  # the run rebuilds (normalisation included)
-    assert model.card()["image_mean"] == det.card()["image_mean"]
+    assert model.card()["image_mean"] == card["detector"]["image_mean"]
+    if arch == "ssd300_vgg16":  # torchvision's COCO SSD300 takes 0..255 inputs
+        assert card["detector"]["image_std"] == pytest.approx([1 / 255] * 3)
 
 
 def test_detectors_without_coco_weights_say_which_have_them(home: Path) -> None:
