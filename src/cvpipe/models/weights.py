@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from cvpipe.errors import CheckpointError, WeightsNotFoundError
+from cvpipe.home import cvpipe_home
 from cvpipe.io import read_json, write_json
 from cvpipe.models.classification import (
     Backbone,
@@ -180,12 +181,6 @@ def _few(keys: list[str], n: int = 4) -> str:
 
 
 # --------------------------------------------------------------------------- locations
-def cvpipe_home() -> Path:
-    """``$CVPIPE_HOME``, default ``~/.cache/cvpipe``."""
-    env = os.environ.get("CVPIPE_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "cvpipe"
-
-
 def store_dir() -> Path:
     """cvpipe's weights store: ``$CVPIPE_HOME/weights``."""
     return cvpipe_home() / "weights"
