@@ -75,10 +75,14 @@ class ShortcutConfig(Config):
         margin: flag when the cross-validated balanced accuracy of a size-only classifier
             beats chance (1 / classes) by at least this much.
         folds: k of its cross-validation.
+        exclusive_share / min_exclusive: also flag when a class has at least this share
+            (and this many) of images whose size no other class has.
     """
 
     margin: float = Field(default=0.1, gt=0, lt=1)
     folds: int = Field(default=5, ge=2)
+    exclusive_share: float = Field(default=0.05, gt=0, le=1)
+    min_exclusive: int = Field(default=5, ge=1)
 
 
 class DetectionAuditConfig(Config):

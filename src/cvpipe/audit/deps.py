@@ -17,13 +17,13 @@ def import_sklearn() -> Any:
     """
     try:
         import sklearn
-        import sklearn.linear_model
-        import sklearn.model_selection
         import sklearn.exceptions
+        import sklearn.linear_model
+        import sklearn.metrics
+        import sklearn.model_selection
         import sklearn.neighbors
         import sklearn.pipeline
         import sklearn.preprocessing
-        import sklearn.metrics
         import sklearn.tree
     except ImportError:
         raise MissingDependencyError(f"cvpipe audit needs scikit-learn: {_HINT}") from None

@@ -53,7 +53,9 @@ class BoxDisagreement:
     given: int | None = None
     seen: bool = False
 
-    def to_json(self, ids: Sequence[str], files: Sequence[str], classes: Sequence[str]) -> dict[str, Any]:
+    def to_json(
+        self, ids: Sequence[str], files: Sequence[str], classes: Sequence[str]
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {
             "id": ids[self.index], "file": files[self.index], "kind": self.kind,
             "box": [round(v, 1) for v in self.box], "label": classes[self.label],
@@ -75,24 +77,46 @@ def compare_boxes(
     """Disagreements of one image (see the module docstring)."""
     boxes, scores, labels = det["boxes"], det["scores"], det["labels"]
     out: list[BoxDisagreement] = []
-    ious = box_iou(boxes, gt_boxes) if len(boxes) and len(gt_boxes) else np.zeros((len(boxes), len(gt_boxes)))
+    ious = (
+        box_iou(boxes, gt_boxes)
+        if len(boxes) and len(gt_boxes)
+        else np.zeros((len(boxes), len(gt_boxes)))
+    )
     for d in np.flatnonzero(scores >= cfg.score):
         over = ious[d] >= cfg.iou if len(gt_boxes) else np.zeros(0, bool)
         if not over.any():
-            out.append(BoxDisagreement(index, "missing", boxes[d].tolist(), int(labels[d]), float(scores[d]), seen=seen))
+            out.append(
+                BoxDisagreement(
+                    index, "missing", boxes[d].tolist(), int(labels[d]), float(scores[d]), seen=seen
+                )
+            )
         elif not (gt_labels[over] == labels[d]).any():
             g = int(gt_labels[over][0])
-            out.append(BoxDisagreement(index, "class", boxes[d].tolist(), int(labels[d]), float(scores[d]), g, seen))
+            out.append(
+                BoxDisagreement(
+                    index, "class", boxes[d].tolist(), int(labels[d]), float(scores[d]), g, seen
+                )
+            )
     for g in range(len(gt_boxes)):
-        same = (labels == gt_labels[g]) & (ious[:, g] >= cfg.iou) if len(boxes) else np.zeros(0, bool)
+        same = (
+            (labels == gt_labels[g]) & (ious[:, g] >= cfg.iou) if len(boxes) else np.zeros(0, bool)
+        )
         best = float(scores[same].max()) if same.any() else 0.0
         if best < cfg.support:
-            out.append(BoxDisagreement(index, "spurious", gt_boxes[g].tolist(), int(gt_labels[g]), best, seen=seen))
+            out.append(
+                BoxDisagreement(
+                    index, "spurious", gt_boxes[g].tolist(), int(gt_labels[g]), best, seen=seen
+                )
+            )
     return out
 
 
 def detector_disagreements(
-    ds: Dataset, records: Sequence[Record], run: str | Path, cfg: DetectionAuditConfig, device: str = "cpu"
+    ds: Dataset,
+    records: Sequence[Record],
+    run: str | Path,
+    cfg: DetectionAuditConfig,
+    device: str = "cpu",
 ) -> list[BoxDisagreement]:
     """Run the detector of ``run`` on ``records`` and list its confident disagreements,
     most confident first.
@@ -105,6 +129,7 @@ def detector_disagreements(
     from cvpipe.io import read_json
 
     pred = DetectionPredictor.from_run(run, device=device)
+    assert isinstance(pred, DetectionPredictor)  # from_run checks the class itself
     if list(pred.card.classes) != list(ds.classes):
         raise CheckpointError(
             f"{run}: the detector's classes {pred.card.classes} differ from the dataset's "

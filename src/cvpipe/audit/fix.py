@@ -43,9 +43,13 @@ def _target_split(splits: list[str | None]) -> str | None:
 
 def _check_out(src: Path, out: Path) -> None:
     if out.resolve() == src.resolve():
-        raise ConfigError(f"--fix {out}: is the dataset itself; give a new directory (inputs are never modified)")
+        raise ConfigError(
+            f"--fix {out}: is the dataset itself; give a new directory (inputs are never modified)"
+        )
     if (out / MANIFEST).exists():
-        raise ConfigError(f"--fix {out}: already holds a dataset ({out / MANIFEST}); choose a new directory")
+        raise ConfigError(
+            f"--fix {out}: already holds a dataset ({out / MANIFEST}); choose a new directory"
+        )
 
 
 def write_fixed(result: AuditResult, out: str | Path, *, relabel: bool = False) -> dict[str, Any]:
@@ -73,7 +77,9 @@ def write_fixed(result: AuditResult, out: str | Path, *, relabel: bool = False) 
         keep: dict[str | None, str] = {}
         for m in members:
             if m.split in keep:
-                dropped.append({"id": m.id, "file": m.file, "split": m.split, "duplicate_of": keep[m.split]})
+                dropped.append(
+                    {"id": m.id, "file": m.file, "split": m.split, "duplicate_of": keep[m.split]}
+                )
             else:
                 keep[m.split] = m.id
     if relabel:
@@ -84,7 +90,9 @@ def write_fixed(result: AuditResult, out: str | Path, *, relabel: bool = False) 
                 r.count = int(ds.classes[t.suggested])
             else:
                 r.label = t.suggested
-            relabelled.append({"id": r.id, "file": r.file, "from": old, "to": ds.classes[t.suggested]})
+            relabelled.append(
+                {"id": r.id, "file": r.file, "from": old, "to": ds.classes[t.suggested]}
+            )
     gone = {d["id"] for d in dropped}
     records = [r for r in new if r.id not in gone]
     line = f"audit --fix: {len(moved)} moved to one split, {len(dropped)} duplicates dropped" + (

@@ -127,14 +127,16 @@ def find_label_issues(
         issues.append(
             LabelIssue(
                 int(i), int(labels[i]), sug, float(quality[i]), float(probs[i, labels[i]]),
-                float(probs[i, sug]), sources[i] if sources is not None else "kfold",
+                float(probs[i, sug]), sources[int(i)] if sources is not None else "kfold",
             )
         )  # fmt: skip
     issues.sort(key=lambda t: (t.quality, t.index))
     return issues, np.asarray(quality, dtype=np.float64)
 
 
-def issue_json(issue: LabelIssue, ids: Sequence[str], files: Sequence[str], classes: Sequence[str]) -> dict[str, Any]:
+def issue_json(
+    issue: LabelIssue, ids: Sequence[str], files: Sequence[str], classes: Sequence[str]
+) -> dict[str, Any]:
     """One label issue as audit.json lists it."""
     return {
         "id": ids[issue.index], "file": files[issue.index],

@@ -182,9 +182,7 @@ def group_duplicates(
         if len(members) < 2:
             continue
         mset = set(members)
-        gp = sorted(
-            (i, j, s) for (i, j), s in all_pairs.items() if i in mset and j in mset
-        )
+        gp = sorted((i, j, s) for (i, j), s in all_pairs.items() if i in mset and j in mset)
         g_splits = [splits[i] for i in members]
         g_labels = [labels[i] for i in members]
         d0 = digests[members[0]]

@@ -45,7 +45,9 @@ def class_centres(vectors: np.ndarray, labels: np.ndarray, valid: np.ndarray, k:
     return _unit(centres)
 
 
-def centre_distances(vectors: np.ndarray, labels: np.ndarray, valid: np.ndarray, k: int) -> np.ndarray:
+def centre_distances(
+    vectors: np.ndarray, labels: np.ndarray, valid: np.ndarray, k: int
+) -> np.ndarray:
     """Cosine distance of each image to its nearest class centre (NaN where invalid)."""
     centres = class_centres(vectors, labels, valid, k)
     present = np.linalg.norm(centres, axis=1) > 0

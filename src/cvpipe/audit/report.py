@@ -40,13 +40,18 @@ def _duplicates(r: Report, res: AuditResult) -> None:
         r.note(f"{s['leak_groups']} groups cross split boundaries", level="warning")
     for k, g in enumerate(res.groups[:MAX_GROUPS]):
         tiles = [
-            thumbnail(ds.image_path(recs[i]), TILE, caption=f"{_split(recs[i].split)} {g.labels[n]}")
+            thumbnail(
+                ds.image_path(recs[i]), TILE, caption=f"{_split(recs[i].split)} {g.labels[n]}"
+            )
             for n, i in enumerate(g.members[:8])
         ]
         flags = [f for f, on in (("LEAK", g.leak), ("LABELS DIFFER", g.conflict)) if on]
         kind = "identical bytes" if g.identical else f"similarity >= {g.similarity:.3f}"
         files = ", ".join(recs[i].file for i in g.members[:8])
-        r.image(grid(tiles, columns=8), caption=f"group {k + 1} ({kind}{'; ' + ', '.join(flags) if flags else ''}): {files}")
+        r.image(
+            grid(tiles, columns=8),
+            caption=f"group {k + 1} ({kind}{'; ' + ', '.join(flags) if flags else ''}): {files}",
+        )
     if len(res.groups) > MAX_GROUPS:
         r.note(f"{len(res.groups) - MAX_GROUPS} more groups in audit.json")
 
@@ -65,7 +70,11 @@ def _labels(r: Report, res: AuditResult) -> None:
         return
     shown = issues[: res.config.labels.max_listed]
     tiles = [
-        thumbnail(ds.image_path(recs[t.index]), TILE, caption=f"{ds.classes[t.given]}->{ds.classes[t.suggested]}")
+        thumbnail(
+            ds.image_path(recs[t.index]),
+            TILE,
+            caption=f"{ds.classes[t.given]}->{ds.classes[t.suggested]}",
+        )
         for t in shown
     ]
     r.image(grid(tiles, columns=8), caption=f"{len(shown)} of {len(issues)} label issues")
@@ -108,6 +117,11 @@ def _shortcut(r: Report, res: AuditResult) -> None:
         )
     else:
         r.note("image size does not predict the class", level="ok")
+    for c, v in sc.exclusive.items():
+        r.note(
+            f"{v['images']} {c} images ({100 * v['share']:.1f}%): {v['rule']}",
+            level="warning" if sc.flagged else "info",
+        )
     r.table(
         ["class", "images", "width min", "width median", "width max", "height min", "height median", "height max"],
         [[c, v["images"], v["width_min"], v["width_median"], v["width_max"], v["height_min"],

@@ -133,7 +133,12 @@ def _label_pass(
     k = len(ds.classes)
     probs = np.zeros((len(recs), k))
     probs[ok] = kfold_probabilities(
-        emb.vectors[ok], y[ok], n_classes=k, folds=config.labels.folds, seed=config.seed, C=config.labels.C
+        emb.vectors[ok],
+        y[ok],
+        n_classes=k,
+        folds=config.labels.folds,
+        seed=config.seed,
+        C=config.labels.C,
     )
     sources = ["kfold"] * len(recs)
     info: dict[str, Any] = {"probabilities": "k-fold logistic regression on cached features"}
@@ -206,6 +211,7 @@ def audit(
         shortcut = size_shortcut(
             [r.width for r in recs], [r.height for r in recs], y, len(ds.classes),
             classes=ds.classes, folds=config.shortcut.folds, margin=config.shortcut.margin, seed=config.seed,
+            exclusive_share=config.shortcut.exclusive_share, min_exclusive=config.shortcut.min_exclusive,
         )  # fmt: skip
     else:
         zeros = np.zeros(len(recs), dtype=np.int64)
@@ -256,6 +262,8 @@ def _summary(
         "label_issues": len(issues),
         "outliers": len(outliers),
         "size_shortcut": bool(shortcut and shortcut.flagged),
-        "size_shortcut_balanced_accuracy": round(shortcut.balanced_accuracy, 4) if shortcut else None,
+        "size_shortcut_balanced_accuracy": round(shortcut.balanced_accuracy, 4)
+        if shortcut
+        else None,
         "box_disagreements": len(boxes),
     }

@@ -45,7 +45,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="with --fix: give likely label errors their suggested label",
     )
-    p.add_argument("--out", metavar="DIR", help="where audit.json and report.html go (default DATASET/audit)")
+    p.add_argument(
+        "--out", metavar="DIR", help="where audit.json and report.html go (default DATASET/audit)"
+    )
     p.add_argument("--model", help="backbone for the embeddings (default tf_efficientnet_lite0)")
     p.add_argument("--weights", help="imagenet (offline), none, or a weights file")
     p.add_argument("--device", help="auto, cpu, cuda or cuda:N")
@@ -78,12 +80,25 @@ def run(args: argparse.Namespace) -> int:
     rows.append(["outliers", s["outliers"]])
     if res.shortcut is not None:
         sc = res.shortcut
-        rows.append(["size shortcut (balanced acc. vs chance)", f"{'YES' if sc.flagged else 'no'} ({sc.balanced_accuracy:.3f} vs {sc.chance:.3f})"])
+        rows.append(
+            [
+                "size shortcut (balanced acc. vs chance)",
+                f"{'YES' if sc.flagged else 'no'} ({sc.balanced_accuracy:.3f} vs {sc.chance:.3f})",
+            ]
+        )
+    if res.shortcut is not None:
+        for c, v in res.shortcut.exclusive.items():
+            if res.shortcut.flagged:
+                warn(
+                    f"size shortcut: {v['images']} {c} images ({100 * v['share']:.1f}%): {v['rule']}"
+                )
     if res.run is not None and res.dataset.task == "detect":
         rows.append(["boxes the detector disputes", s["box_disagreements"]])
     echo(table(rows, ["finding", "count"], title=f"audit of {res.dataset.root}"))
     if s["leak_groups"]:
-        warn(f"{s['leak_groups']} duplicate groups cross splits: evaluation scores are optimistic (fix: --fix OUT)")
+        warn(
+            f"{s['leak_groups']} duplicate groups cross splits: evaluation scores are optimistic (fix: --fix OUT)"
+        )
     if s["unreadable"]:
         warn(f"{s['unreadable']} images could not be read (audit.json lists them)")
     echo(f"findings: {res.out / 'audit.json'}")
