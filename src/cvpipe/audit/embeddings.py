@@ -86,10 +86,13 @@ def embed(
         WeightsNotFoundError: the backbone's weights are not available offline.
         UnknownNameError: unknown model name.
     """
+    import torch
+
     from cvpipe.engine.features import FeatureRequest, cached_features
     from cvpipe.engine.trainer import resolve_device
     from cvpipe.models.classification import create_classifier
 
+    torch.manual_seed(config.seed)  # a random-init backbone (weights: none) is reproducible
     net = create_classifier(
         config.model,
         num_classes=max(2, len(ds.classes)),
