@@ -3,7 +3,7 @@
 The parent is found by its tags (``cvpipe.role=study``, ``cvpipe.study=NAME``) in the
 experiment, or created, and its id kept in ``OUT/tracking.json``, so worker processes and
 a resumed study attach their trials to the same parent. When the study ends the parent
-gets every finished trial's objective (metric ``objective`` at step = trial number),
+gets every completed trial's objective (metric ``objective`` at step = trial number),
 the best trial's parameters and value, and ``results.csv`` / ``report.html`` as artifacts.
 TensorBoard needs no parent: each trial writes ``OUT/trials/trial_NNNN/tensorboard``, so
 ``tensorboard --logdir OUT/trials`` shows the trials side by side.
@@ -68,9 +68,8 @@ def finish_study(
     rec = read_json(path)["mlflow"]
     t = MlflowTracker.attach(rec["uri"], rec["run_id"])
     done = [r for r in rows if r.state == "COMPLETE" and r.value is not None]
-    for r in sorted(rows, key=lambda r: r.number):
-        if r.value is not None:
-            t.log_metrics({"objective": float(r.value)}, step=int(r.number), flush=False)
+    for r in sorted(done, key=lambda r: r.number):
+        t.log_metrics({"objective": float(r.value)}, step=int(r.number), flush=False)
     t.flush()
     counts: dict[str, int] = {}
     for r in rows:
