@@ -72,7 +72,9 @@ def _synthetic(work: Path, n: int = 120, seed: int = 0) -> Path:
         c = i % 3
         base = rng.integers(0, 120, (6, 8, 3)).astype(np.int64)
         base[..., c] += 120
-        im = Image.fromarray(base.clip(0, 255).astype(np.uint8)).resize((320, 240), Image.Resampling.BICUBIC)
+        im = Image.fromarray(base.clip(0, 255).astype(np.uint8)).resize(
+            (320, 240), Image.Resampling.BICUBIC
+        )
         im.save(root / "im" / f"{i}.jpg", quality=90)
         recs.append(Record(str(i), f"im/{i}.jpg", 320, 240, "train" if i % 5 else "test", c))
     for k, i in enumerate(range(0, n, 6)):
@@ -89,7 +91,9 @@ def _synthetic(work: Path, n: int = 120, seed: int = 0) -> Path:
             cp.save(root / "im" / name, quality=70)
         w, h = Image.open(root / "im" / name).size
         recs.append(Record(name[:-4], f"im/{name}", w, h, "val", i % 3))
-    Dataset(root, DatasetInfo(name="synthetic", task="classify", classes=["r", "g", "b"]), recs).save()
+    Dataset(
+        root, DatasetInfo(name="synthetic", task="classify", classes=["r", "g", "b"]), recs
+    ).save()
     return root
 
 
@@ -206,11 +210,15 @@ def threshold_sweep(unit: np.ndarray, truth_all: set, ident: set) -> list[dict[s
     for t in (0.97, 0.95, 0.93, 0.92, 0.9, 0.88, 0.85):
         found = _pairs(s >= t) | ident
         p, r = _pr(found, truth_all)
-        rows.append({"threshold": t, "precision": round(p, 3), "recall": round(r, 3), "pairs": len(found)})
+        rows.append(
+            {"threshold": t, "precision": round(p, 3), "recall": round(r, 3), "pairs": len(found)}
+        )
     return rows
 
 
-def label_errors(ds: Any, cfg: Any, work: Path, share: float = 0.05, seed: int = 0) -> dict[str, Any]:
+def label_errors(
+    ds: Any, cfg: Any, work: Path, share: float = 0.05, seed: int = 0
+) -> dict[str, Any]:
     from cvpipe.audit.embeddings import embed
     from cvpipe.audit.labels import find_label_issues, kfold_probabilities
 
@@ -226,7 +234,14 @@ def label_errors(ds: Any, cfg: Any, work: Path, share: float = 0.05, seed: int =
     t0 = time.perf_counter()
     emb = embed(ds, recs, cfg)
     ok = np.flatnonzero(emb.valid)
-    probs = kfold_probabilities(emb.vectors[ok], noisy[ok], n_classes=len(ds.classes), folds=cfg.labels.folds, seed=cfg.seed, C=cfg.labels.C)
+    probs = kfold_probabilities(
+        emb.vectors[ok],
+        noisy[ok],
+        n_classes=len(ds.classes),
+        folds=cfg.labels.folds,
+        seed=cfg.seed,
+        C=cfg.labels.C,
+    )
     issues, quality = find_label_issues(noisy[ok], probs, filter_by=cfg.labels.filter_by)
     elapsed = time.perf_counter() - t0
     flipped_ok = {int(np.flatnonzero(ok == f)[0]) for f in flipped if emb.valid[f]}
@@ -256,9 +271,13 @@ def main() -> int:
     from cvpipe.config import load_config
     from cvpipe.data.manifest import Dataset
 
-    work = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="cvpipe-audit-bench-"))
+    work = (
+        Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="cvpipe-audit-bench-"))
+    )
     work.mkdir(parents=True, exist_ok=True)
-    root = _import(Path(args.data), work) if args.data else _synthetic(work, 60 if args.quick else 240)
+    root = (
+        _import(Path(args.data), work) if args.data else _synthetic(work, 60 if args.quick else 240)
+    )
     ds = Dataset.load(root)
     cache = work / "features"
     shutil.rmtree(cache, ignore_errors=True)  # cold cache: the feature pass is part of the time
@@ -270,7 +289,12 @@ def main() -> int:
     ident = _pairs(ident_m)
     truth = _pairs(corr >= PIXEL_THRESHOLD) | ident
     splits = [r.split for r in ds.records]
-    cross = {(i, j) for i in range(len(splits)) for j in range(i + 1, len(splits)) if splits[i] != splits[j]}
+    cross = {
+        (i, j)
+        for i in range(len(splits))
+        for j in range(i + 1, len(splits))
+        if splits[i] != splits[j]
+    }
     dup = duplicates(ds, cfg, truth, ident, cross)
     unit = dup.pop("unit")
     files = [r.file for r in ds.records]

@@ -137,7 +137,7 @@ def detector_disagreements(
         )
     pred.set_postprocess(score_thresh=min(cfg.support, cfg.score))
     lock = Path(run) / "dataset.lock"
-    trained = set(read_json(lock)["splits"]["train"]) if lock.is_file() else set()
+    trained = set(read_json(lock).get("splits", {}).get("train", [])) if lock.is_file() else set()
     out: list[BoxDisagreement] = []
     paths = [ds.image_path(r) for r in records]
     for res in pred.predict_paths(paths, batch_size=8):

@@ -171,8 +171,10 @@ def write_report(res: AuditResult, path: Path) -> Path:
     r.section("Summary").metrics(
         {"images": s["images"], "duplicate groups": s["duplicate_groups"], "leak groups": s["leak_groups"],
          "cross-split pairs": s["cross_split_pairs"], "label issues": s["label_issues"],
-         "outliers": s["outliers"], "size shortcut": s["size_shortcut"], "box disagreements": s["box_disagreements"]}
+         "outliers": s["outliers"], "size shortcut": s["size_shortcut"]}
     )  # fmt: skip
+    if res.dataset.task == "detect" and res.run is not None:
+        r.metrics({"box disagreements": s["box_disagreements"]})
     if s["unreadable"]:
         r.note(f"{s['unreadable']} images could not be read (see audit.json)", level="warning")
     _duplicates(r, res)

@@ -119,7 +119,9 @@ def _run_probs(
             f"{run}: its classes {card.classes} differ from the dataset's {ds.classes}; "
             "audit with a run trained on this dataset (or without --run)"
         )
-    trained = set(read_json(rd.lock)["splits"]["train"]) if rd.lock.is_file() else set()
+    trained = (
+        set(read_json(rd.lock).get("splits", {}).get("train", [])) if rd.lock.is_file() else set()
+    )
     unseen = [i for i, r in enumerate(recs) if r.id not in trained]
     probs = run_probabilities(run, [ds.image_path(recs[i]) for i in unseen], device=device)
     return {i: probs[k] for k, i in enumerate(unseen) if np.isfinite(probs[k]).all()}, trained
