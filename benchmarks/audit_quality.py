@@ -136,21 +136,17 @@ def _pr(found: set[tuple[int, int]], truth: set[tuple[int, int]]) -> tuple[float
 
 
 def _nn_speeds(x: np.ndarray, k: int, faiss_ok: bool) -> dict[str, float]:
+    """Seconds of each exact backend of :func:`cvpipe.audit.neighbors.knn` (best of 2)."""
     from cvpipe.audit.neighbors import knn
 
     out = {}
-    for name in ("sklearn", "numpy"):
-        t0 = time.perf_counter()
-        knn(x, k, name)
-        out[name] = time.perf_counter() - t0
-    if faiss_ok:
-        import faiss
-
-        t0 = time.perf_counter()
-        index = faiss.IndexFlatIP(x.shape[1])
-        index.add(np.ascontiguousarray(x, dtype=np.float32))
-        index.search(np.ascontiguousarray(x, dtype=np.float32), k + 1)
-        out["faiss"] = time.perf_counter() - t0
+    for name in ("sklearn", "numpy", *(("faiss",) if faiss_ok else ())):
+        best = float("inf")
+        for _ in range(2):
+            t0 = time.perf_counter()
+            knn(x, k, name)
+            best = min(best, time.perf_counter() - t0)
+        out[name] = best
     return out
 
 

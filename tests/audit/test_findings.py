@@ -3,6 +3,8 @@ shortcut, detector disagreements, cleanlab ranking."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -28,6 +30,9 @@ def test_knn_backends_agree_and_exclude_self() -> None:
     assert i1.shape == (300, 5)
     assert not (i1 == np.arange(300)[:, None]).any() and not (i2 == np.arange(300)[:, None]).any()
     assert np.allclose(s1, s2, atol=1e-5)
+    if importlib.util.find_spec("faiss") is not None:
+        s3, i3 = knn(x, 5, "faiss")
+        assert np.allclose(s1, s3, atol=1e-5) and not (i3 == np.arange(300)[:, None]).any()
     assert i1[3, 0] == 7 and i1[7, 0] == 3 and s1[3, 0] == pytest.approx(1.0, abs=1e-5)
     brute = x @ x.T
     np.fill_diagonal(brute, -2)

@@ -25,14 +25,15 @@ class DuplicateConfig(Config):
         input_size: backbone input side for the duplicate embeddings (small, so that a
             photo and its resized copy look alike; see :mod:`cvpipe.audit.embeddings`).
         neighbors: nearest neighbours looked at per image (exact search).
-        backend: exact nearest-neighbour library: ``sklearn`` (brute force, chunked) or
-            ``numpy`` (one matrix product; fine up to some 20k images).
+        backend: exact nearest-neighbour library: ``auto`` (faiss when installed, else
+            numpy), ``faiss`` (``IndexFlatIP``), ``numpy`` (chunked matrix product) or
+            ``sklearn`` (brute-force cosine); all exact, timed in the benchmark.
     """
 
     threshold: float = Field(default=0.90, gt=0, le=1)
     input_size: int = Field(default=64, ge=16)
     neighbors: int = Field(default=10, ge=1)
-    backend: Literal["sklearn", "numpy"] = "sklearn"
+    backend: Literal["auto", "faiss", "numpy", "sklearn"] = "auto"
 
 
 class LabelConfig(Config):

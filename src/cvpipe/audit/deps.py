@@ -6,7 +6,7 @@ from typing import Any
 
 from cvpipe.errors import MissingDependencyError
 
-_HINT = "pip install 'cvpipe[audit]' (or pip install cleanlab scikit-learn)"
+_HINT = "pip install 'cvpipe[audit]' (or pip install cleanlab scikit-learn faiss-cpu)"
 
 
 def import_sklearn() -> Any:
@@ -45,3 +45,18 @@ def import_cleanlab() -> Any:
             f"finding label errors needs cleanlab: {_HINT}; or --set labels.enabled=false"
         ) from None
     return cleanlab
+
+
+def import_faiss() -> Any:
+    """``faiss`` (exact inner-product search).
+
+    Raises:
+        MissingDependencyError: faiss-cpu is not installed.
+    """
+    try:
+        import faiss
+    except ImportError:
+        raise MissingDependencyError(
+            f"duplicates.backend: faiss needs faiss-cpu: {_HINT}; or --set duplicates.backend=numpy"
+        ) from None
+    return faiss

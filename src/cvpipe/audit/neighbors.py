@@ -1,10 +1,13 @@
 """Exact nearest neighbours and near-duplicate groups.
 
-Search is exact (brute force over every pair, in chunks): at the sizes an audit meets
-(thousands to tens of thousands of images) it costs seconds, and no approximate index can
-miss a pair. ``sklearn`` (``NearestNeighbors(algorithm="brute", metric="cosine")``) was
-measured against a plain NumPy matrix product and faiss's exact ``IndexFlatIP`` in
-``benchmarks/audit_quality.py``; all three return the same pairs.
+Search is exact (brute force over every pair): at the sizes an audit meets (thousands to
+tens of thousands of images) it costs seconds, and no approximate index can miss a pair.
+Three exact backends return the same pairs; ``benchmarks/audit_quality.py`` times them:
+on 10,000 x 1,280 unit vectors (loaded 2-core machine) faiss's ``IndexFlatIP`` took
+8.9 s, a chunked NumPy matrix product 18.9 s, scikit-learn's brute-force cosine
+``NearestNeighbors`` 53 s; on the 1,118 weather images all took under 0.3 s, against
+~50 s for the feature pass. ``auto`` (default) uses faiss when installed (it is in the
+``audit`` extra), else NumPy.
 
 Pairs at or above the similarity threshold are joined into groups (connected
 components); a group is a *leak* when it spans more than one split and *conflicting* when
@@ -25,18 +28,19 @@ from typing import Any
 
 import numpy as np
 
-from cvpipe.audit.deps import import_sklearn
+from cvpipe.audit.deps import import_faiss, import_sklearn
 
 _CHUNK = 2048
 
 
-def knn(vectors: np.ndarray, k: int, backend: str = "sklearn") -> tuple[np.ndarray, np.ndarray]:
+def knn(vectors: np.ndarray, k: int, backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` most similar other rows of each row (cosine of unit vectors), exactly.
 
     Args:
         vectors: ``[N, D]`` unit-norm rows (zero rows never match).
         k: neighbours per row (capped at N - 1).
-        backend: ``sklearn`` or ``numpy``.
+        backend: ``auto`` (faiss if installed, else numpy), ``faiss``, ``numpy`` or
+            ``sklearn``.
 
     Returns:
         ``(similarities [N, k], indices [N, k])``, most similar first, self excluded.
@@ -46,7 +50,14 @@ def knn(vectors: np.ndarray, k: int, backend: str = "sklearn") -> tuple[np.ndarr
     if k == 0:
         return np.zeros((n, 0), np.float32), np.zeros((n, 0), np.int64)
     x = np.ascontiguousarray(vectors, dtype=np.float32)
-    if backend == "sklearn":
+    if backend == "auto":
+        backend = "faiss" if _has_faiss() else "numpy"
+    if backend == "faiss":
+        faiss = import_faiss()
+        index = faiss.IndexFlatIP(x.shape[1])
+        index.add(x)
+        sims, idx = index.search(x, k + 1)
+    elif backend == "sklearn":
         sk = import_sklearn()
         nn = sk.neighbors.NearestNeighbors(n_neighbors=k + 1, algorithm="brute", metric="cosine")
         nn.fit(x)
@@ -63,8 +74,16 @@ def knn(vectors: np.ndarray, k: int, backend: str = "sklearn") -> tuple[np.ndarr
             idx[start : start + len(s)] = np.take_along_axis(part, order, axis=1)
             sims[start : start + len(s)] = np.take_along_axis(ps, order, axis=1)
     else:
-        raise ValueError(f"unknown nearest-neighbour backend {backend!r}; use sklearn or numpy")
+        raise ValueError(
+            f"unknown nearest-neighbour backend {backend!r}; use auto, faiss, numpy or sklearn"
+        )
     return _drop_self(np.asarray(sims, np.float32), np.asarray(idx, np.int64), k)
+
+
+def _has_faiss() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("faiss") is not None
 
 
 def _drop_self(sims: np.ndarray, idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
