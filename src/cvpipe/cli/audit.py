@@ -80,10 +80,12 @@ def run(args: argparse.Namespace) -> int:
     rows.append(["outliers", s["outliers"]])
     if res.shortcut is not None:
         sc = res.shortcut
+        told = sum(v["images"] for v in sc.exclusive.values())
         rows.append(
             [
-                "size shortcut (balanced acc. vs chance)",
-                f"{'YES' if sc.flagged else 'no'} ({sc.balanced_accuracy:.3f} vs {sc.chance:.3f})",
+                "size shortcut",
+                f"{'YES' if sc.flagged else 'no'} (size-only balanced acc. {sc.balanced_accuracy:.3f} "
+                f"vs chance {sc.chance:.3f}; {told} images with sizes no other class has)",
             ]
         )
     if res.shortcut is not None:
