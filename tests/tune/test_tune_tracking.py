@@ -62,3 +62,15 @@ def test_trials_are_child_runs_of_the_study(
         json.loads((tmp_path / "out" / "tracking.json").read_text())["mlflow"]["run_id"]
         == parent.info.run_id
     )
+
+
+def test_tune_level_tracking_replaces_the_base_train_setting(make_tune) -> None:
+    from cvpipe.config import load_config
+    from cvpipe.tune.config import TuneConfig
+
+    cfg = make_tune(train={"tracking": "tensorboard"})
+    assert cfg.base_train()["tracking"] == "tensorboard"  # the base's own setting by default
+    cfg2 = load_config(
+        TuneConfig, values=cfg.model_dump(mode="json"), overrides=["tracking=mlflow"]
+    )
+    assert cfg2.base_train()["tracking"]["backends"] == ["mlflow"]
