@@ -154,3 +154,24 @@ def test_missing_cleanlab_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setitem(sys.modules, "cleanlab", None)
     with pytest.raises(MissingDependencyError, match=r"cvpipe\[audit\]"):
         import_cleanlab()
+
+
+def test_run_scores_the_images_it_did_not_train_on(tmp_path: Path, dirty: Path) -> None:
+    from cvpipe.engine.config import TrainConfig
+    from cvpipe.engine.trainer import train
+
+    tcfg = load_config(
+        TrainConfig,
+        values={"model": "base_cnn", "weights": "none", "input_size": 32, "epochs": 2,
+                "batch_size": 8, "workers": 0, "feature_cache_dir": str(tmp_path / "features"),
+                "health.enabled": False},
+    )  # fmt: skip
+    train(dirty, tmp_path / "run", tcfg)
+    lock = json.loads((tmp_path / "run" / "dataset.lock").read_text())
+    res = audit(dirty, cfg(tmp_path, "duplicates.threshold=1.0"), run=tmp_path / "run")
+    assert res.summary["probabilities"].startswith(
+        f"{32 - len(lock['splits']['train'])} images from run"
+    )
+    trained = set(lock["splits"]["train"])
+    for t in res.label_issues:  # images the run trained on keep their k-fold scores
+        assert (t.source == "kfold") == (res.records[t.index].id in trained)
