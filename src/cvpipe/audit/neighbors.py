@@ -3,10 +3,11 @@
 Search is exact (brute force over every pair): at the sizes an audit meets (thousands to
 tens of thousands of images) it costs seconds, and no approximate index can miss a pair.
 Three exact backends return the same pairs; ``benchmarks/audit_quality.py`` times them:
-on 10,000 x 1,280 unit vectors (loaded 2-core machine) faiss's ``IndexFlatIP`` took
-8.9 s, a chunked NumPy matrix product 18.9 s, scikit-learn's brute-force cosine
-``NearestNeighbors`` 53 s; on the 1,118 weather images all took under 0.3 s, against
-~50 s for the feature pass. ``auto`` (default) uses faiss when installed (it is in the
+on 10,000 x 1,280 unit vectors (best of 2, two runs on a loaded 2-core machine) faiss's
+``IndexFlatIP`` took 7.1-8.9 s, a chunked NumPy matrix product 16.5-18.9 s,
+scikit-learn's brute-force cosine ``NearestNeighbors`` 22.8-53 s; on the 1,118 weather
+images all took under 0.3 s, against 45-100 s for the feature pass. ``auto`` (default)
+uses faiss when installed (it is in the
 ``audit`` extra), else NumPy.
 
 Pairs at or above the similarity threshold are joined into groups (connected
