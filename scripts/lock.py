@@ -87,7 +87,7 @@ def main() -> int:
     tmp_out.write_text(text)
     os.replace(tmp_out, args.out)
     n = sum(1 for ln in text.splitlines() if re.match(r"^[A-Za-z0-9_.-]+==", ln))
-    print(f"wrote {args.out.relative_to(ROOT)}: {n} pinned packages")
+    print(f"wrote {args.out}: {n} pinned packages")
     return 0
 
 

@@ -98,8 +98,16 @@ def _number(text: str) -> Any:
 
 def _set_path(data: dict[str, Any], path: list[str], value: Any) -> None:
     node = data
-    for part in path[:-1]:
+    for depth, part in enumerate(path[:-1]):
         child = node.get(part)
+        if child is not None and not isinstance(child, dict):
+            # e.g. tracking=mlflow then tracking.experiment=x: replacing the value with a
+            # section would silently drop it
+            key = ".".join(path[: depth + 1])
+            raise ConfigError(
+                f"--set {'.'.join(path)}: {key} is already set to the value {child!r}, not a "
+                f"section; set the section's keys one by one (e.g. {key}.backends=... for tracking)"
+            )
         if not isinstance(child, dict):
             child = {}
             node[part] = child

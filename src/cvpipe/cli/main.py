@@ -34,6 +34,7 @@ VERBS: list[tuple[str, str, str]] = [
     ("export-data", "export_data", "write a dataset as coco, voc, yolo or imagefolder"),
     ("validate", "validate", "decode every image, check boxes, find duplicates; report or clean"),
     ("eda", "eda", "exploratory report: class balance, sizes, boxes, samples (HTML + JSON)"),
+    ("audit", "audit", "near-duplicates, split leaks, label errors, outliers, size shortcuts"),
     ("split", "split", "seeded, stratified train/val/test split"),
     ("balance", "balance", "undersample / oversample classes; write class weights"),
     ("pack", "pack", "pre-resize images into shards for fast repeated epochs"),

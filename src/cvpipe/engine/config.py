@@ -23,6 +23,7 @@ from cvpipe.data.problems import OnError
 from cvpipe.data.transforms import AugmentConfig
 from cvpipe.engine.health.config import HealthConfig
 from cvpipe.models.heads import HeadSpec
+from cvpipe.tracking.config import TrackingConfig
 
 FreezeMode = Literal["frozen", "last-n", "full"]
 
@@ -151,6 +152,8 @@ class TrainConfig(Config):
             (``re.search``), e.g. ``model\\.backbone\\.`` (detectors; None = train all).
             With a detect dataset ``weights`` are the backbone's and ``early_stopping``
             monitors ``val.mAP`` unless set.
+        tracking: also log the run to MLflow and/or TensorBoard
+            (``--set tracking=mlflow,tensorboard``; :class:`~cvpipe.tracking.config.TrackingConfig`).
     """
 
     model: str | None = None
@@ -189,6 +192,7 @@ class TrainConfig(Config):
     health: HealthConfig = HealthConfig()
     detector: DetectorConfig = DetectorConfig()
     freeze_pattern: str | None = None
+    tracking: TrackingConfig = TrackingConfig()
 
     @field_validator("weights")
     @classmethod

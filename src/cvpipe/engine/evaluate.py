@@ -214,10 +214,12 @@ def evaluate_run(
     if pred.card.task == "detect":
         from cvpipe.engine.detect_evaluate import evaluate_detect_run
 
-        return evaluate_detect_run(
+        res = evaluate_detect_run(
             run, pred, sel, which=which, out=out, batch_size=batch_size, workers=workers,
             report=report,
         )  # fmt: skip
+        _track(run, res)
+        return res
     if not isinstance(pred, Predictor):
         raise CheckpointError(f"{run}: evaluation supports classify and count runs only")
     check_compatible(pred.card, sel.dataset, run)
@@ -256,7 +258,17 @@ def evaluate_run(
         report_path = write_eval_report(
             out_dir / "report.html", metrics, stream.mistakes_for_report(), pred
         )
-    return EvalResult(out_dir, metrics, out_dir / "predictions.jsonl", report_path, stream.skipped)
+    res = EvalResult(out_dir, metrics, out_dir / "predictions.jsonl", report_path, stream.skipped)
+    _track(run, res)
+    return res
+
+
+def _track(run: Path, res: EvalResult) -> None:
+    """Add the evaluation to the run's MLflow run / TensorBoard logs when it was tracked."""
+    if (run / "tracking.json").is_file():
+        from cvpipe.tracking.hooks import log_evaluation
+
+        log_evaluation(run, res.out_dir, res.metrics)
 
 
 class _Stream:

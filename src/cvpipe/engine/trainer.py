@@ -284,6 +284,10 @@ class _Run:
             from cvpipe.engine.health.collector import HealthCollector
 
             callbacks.append(HealthCollector(config.health))
+        if dctx.is_main:
+            from cvpipe.tracking.hooks import with_tracking
+
+            callbacks = with_tracking(callbacks, config)  # trackers last: they log health
         self.callbacks = CallbackList(callbacks if dctx.is_main else ())
         self.amp_dtype = resolve_amp(config.amp, device)
         # channels_last: auto is on for CUDA and for CPU, where oneDNN convolutions work

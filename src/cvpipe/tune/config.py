@@ -39,6 +39,7 @@ from pydantic import Field, field_validator
 from cvpipe.config import Config, read_yaml
 from cvpipe.errors import ConfigError
 from cvpipe.registry import suggest
+from cvpipe.tracking.config import TrackingConfig
 from cvpipe.tune.space import SearchSpace
 
 #: Epoch-row metrics each task's run records (see ``cvpipe.engine.trainer``). A task not
@@ -123,6 +124,9 @@ class TuneConfig(Config):
             ``grace_s`` (default 3 heartbeats) belongs to a dead worker and is failed.
         max_retries: times an interrupted trial's parameters are tried again.
         report: write ``OUT/report.html`` when the study ends (``OUT/results.csv`` always).
+        tracking: log every trial to MLflow (as child runs of one run for the study) and/or
+            TensorBoard; replaces the base train config's ``tracking`` when set
+            (``--set tracking=mlflow``; :class:`~cvpipe.tracking.config.TrackingConfig`).
     """
 
     dataset: str | None = None
@@ -142,6 +146,7 @@ class TuneConfig(Config):
     grace_s: int | None = Field(default=None, ge=1)
     max_retries: int = Field(default=2, ge=0)
     report: bool = True
+    tracking: TrackingConfig | None = None
 
     @field_validator("study")
     @classmethod
@@ -168,9 +173,10 @@ class TuneConfig(Config):
         Raises:
             ConfigError: the file is missing or not a YAML mapping.
         """
-        if isinstance(self.train, str):
-            return read_yaml(self.train)
-        return dict(self.train)
+        base = read_yaml(self.train) if isinstance(self.train, str) else dict(self.train)
+        if self.tracking is not None:
+            base["tracking"] = self.tracking.model_dump(mode="json")
+        return base
 
 
 def check_objective(metric: str, task: str) -> None:

@@ -247,6 +247,12 @@ class TrialObjective:
         self.max_trials = max_trials
         self.direction = config.objective.resolved_direction
         self.identity = S.worker_identity()
+        self.tracking = tracking_of(base)
+        self.parent_run_id: str | None = None
+        if self.tracking.enabled:
+            from cvpipe.tracking.study import study_parent
+
+            self.parent_run_id = study_parent(self.tracking, config.study_name, out)
 
     def __call__(self, trial: Any) -> float:
         from pydantic import ValidationError
@@ -272,9 +278,20 @@ class TrialObjective:
             )
         trial.set_user_attr("config", cfg.model_dump(mode="json"))
         reporter = TrialReporter(trial, self.config.objective.metric, self.config.pruning.enabled)
+        callbacks: list[Callback] = [reporter]
+        if cfg.tracking.enabled:
+            from cvpipe.tracking.callback import TrackingCallback
+
+            callbacks.append(
+                TrackingCallback(
+                    cfg.tracking, parent_run_id=self.parent_run_id, run_name=run_dir.name,
+                    tags={"cvpipe.study": self.config.study_name, "cvpipe.trial": trial.number,
+                          **{f"param.{k}": v for k, v in params.items()}},
+                )
+            )  # fmt: skip
         log.info("trial %d: %s → %s", trial.number, _fmt_params(params), run_dir)
         try:
-            result = train(str(self.config.dataset), run_dir, cfg, callbacks=[reporter])
+            result = train(str(self.config.dataset), run_dir, cfg, callbacks=callbacks)
             obj = self.config.objective
             value = objective_value(result.history, obj.metric, self.direction, obj.reduce)
         except (ObjectiveNotRecorded, TrialFailed) as exc:
@@ -292,6 +309,13 @@ class TrialObjective:
         trial.set_user_attr("error", message[:2000])
         log.warning("trial %d failed: %s", trial.number, message)
         raise TrialFailed(message)
+
+
+def tracking_of(base: Mapping[str, Any]) -> Any:
+    """The :class:`~cvpipe.tracking.config.TrackingConfig` the trials run with."""
+    from cvpipe.tracking.config import TrackingConfig
+
+    return TrackingConfig.model_validate(base.get("tracking") or {})
 
 
 def _fmt_params(params: Mapping[str, Any]) -> str:
@@ -610,6 +634,11 @@ def tune(config: TuneConfig, *, on_trial: TrialHook | None = None) -> TuneResult
     if config.warm_start_from:
         warm_start(study, config.warm_start_from, space, url)
     S.fail_dead_trials(study, storage, retry, config.grace)
+    tracking = tracking_of(base)
+    if tracking.enabled:  # the parent run exists before any worker starts a trial
+        from cvpipe.tracking.study import study_parent
+
+        study_parent(tracking, config.study_name, out)
     log.info(
         "study %s in %s: %d trials so far, budget %d, %d worker(s), task %s",
         config.study_name, S.redact(url), len(study.get_trials(deepcopy=False)),
@@ -622,6 +651,10 @@ def tune(config: TuneConfig, *, on_trial: TrialHook | None = None) -> TuneResult
     rows = summarize(study)
     csv = write_csv(rows, out / "results.csv")
     report = write_html(study, out / "report.html", rows) if config.report else None
+    if tracking.enabled:
+        from cvpipe.tracking.study import finish_study
+
+        finish_study(tracking, out, rows, [csv, report])
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.state] = counts.get(r.state, 0) + 1
