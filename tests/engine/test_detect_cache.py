@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tests.engine.tinydetect import make_detect_dataset
 
 from cvpipe.config import load_config
 from cvpipe.data.datasets import DetectionDataset, EpochSampler, collate_detection
@@ -29,7 +30,6 @@ from cvpipe.engine.features import FeatureRequest, cached_features
 from cvpipe.engine.runs import ModelCard
 from cvpipe.engine.trainer import train
 from cvpipe.models.detection import create_detector, freeze_backbone
-from tests.engine.tinydetect import make_detect_dataset
 
 SIZE = 64
 
@@ -102,7 +102,9 @@ def test_fp16_cache_is_close_and_sized_per_map(tmp_path: Path) -> None:
     assert meta["shapes"] == [[576, 4, 4], [1280, 2, 2]] and meta["dtype"] == "float16"
     batch, tgts, _ = next(iter(_loader(fs, boxes, labels, ("base",), 0)))
     got = CachedDetector(det).train()(batch, tgts)
-    assert float(sum(got.values()).detach()) == pytest.approx(float(sum(want.values()).detach()), rel=2e-2)
+    assert float(sum(got.values()).detach()) == pytest.approx(
+        float(sum(want.values()).detach()), rel=2e-2
+    )
 
 
 def test_flip_variant_matches_flipped_images_and_boxes(tmp_path: Path) -> None:
@@ -111,7 +113,9 @@ def test_flip_variant_matches_flipped_images_and_boxes(tmp_path: Path) -> None:
     images, targets = _uncached_batch(ds, det)
     flipped_targets = []
     for img, t in zip(images, targets, strict=True):
-        flipped_targets.append({"boxes": flip_boxes(t["boxes"], img.shape[-1]), "labels": t["labels"]})
+        flipped_targets.append(
+            {"boxes": flip_boxes(t["boxes"], img.shape[-1]), "labels": t["labels"]}
+        )
     want = det([torch.flip(x, dims=[2]) for x in images], flipped_targets)
     fs, boxes, labels = _cached(ds, det, tmp_path, variants=("base", "hflip"))
     batch, tgts, _ = next(iter(_loader(fs, boxes, labels, ("base", "hflip"), 1)))
@@ -125,7 +129,9 @@ def test_flip_variant_matches_flipped_images_and_boxes(tmp_path: Path) -> None:
         assert float(got[k].detach()) == pytest.approx(float(want[k].detach()), rel=1e-4, abs=1e-5)
     # the random per-epoch choice uses both variants
     sampler = EpochSampler(len(boxes), seed=0)
-    loader = MapLoader(fs.maps, boxes, labels, range(len(boxes)), sampler, 2, SIZE, ("base", "hflip"))
+    loader = MapLoader(
+        fs.maps, boxes, labels, range(len(boxes)), sampler, 2, SIZE, ("base", "hflip")
+    )
     assert len(loader) == 3 and sum(len(b[1]) for b in loader) == len(boxes)
 
 
@@ -175,7 +181,11 @@ def test_training_from_cache_hits_on_the_second_run(tmp_path: Path) -> None:
 def test_uncacheable_augmentation_is_left_out_and_logged(tmp_path: Path, caplog) -> None:
     ds = make_detect_dataset(tmp_path / "ds", splits={"train": 4, "val": 2})
     with caplog.at_level("WARNING", logger="cvpipe.engine.detect_cache"):
-        train(ds.root, tmp_path / "a", _cfg("freeze=frozen", "epochs=1", "detector.augment.photometric=true"))
+        train(
+            ds.root,
+            tmp_path / "a",
+            _cfg("freeze=frozen", "epochs=1", "detector.augment.photometric=true"),
+        )
     assert "photometric" in caplog.text and "cannot be cached" in caplog.text
 
 
@@ -224,4 +234,7 @@ def test_auto_pack_on_large_photos_only(tmp_path: Path) -> None:
     # no pack when asked not to, nor with the trunk-map cache (it decodes once anyway)
     train(big.root, tmp_path / "d", _cfg("detector.auto_pack=false"))
     train(big.root, tmp_path / "e", _cfg("freeze=frozen"))
-    assert [ModelCard.load(tmp_path / r / "model_card.json").extra["auto_pack"] for r in "de"] == [None, None]
+    assert [ModelCard.load(tmp_path / r / "model_card.json").extra["auto_pack"] for r in "de"] == [
+        None,
+        None,
+    ]

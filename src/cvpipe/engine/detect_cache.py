@@ -297,7 +297,9 @@ def build_cached_detection_data(
     )  # fmt: skip
     sets: dict[str, FeatureSet] = {
         "train": cached_features(source, ds, splits.train, req),
-        "val": cached_features(source, ds, splits.val, dataclasses.replace(req, variants=("base",))),
+        "val": cached_features(
+            source, ds, splits.val, dataclasses.replace(req, variants=("base",))
+        ),
     }
     for fs in sets.values():
         if report_skipped is not None:

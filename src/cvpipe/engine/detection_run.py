@@ -217,7 +217,7 @@ class DetectionRun(_Run):
             from cvpipe.engine.detect_cache import CachedDetector
 
             return CachedDetector(net)
-        return net  # type: ignore[no-any-return]
+        return net
 
     def _card_extra(self) -> dict[str, Any]:
         return {

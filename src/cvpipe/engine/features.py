@@ -406,7 +406,11 @@ def _compute(
                         fs = run(torch.flip(x, dims=[3]))
                     elif ref is not None:  # the first images already went through torch
                         rest = run(x[len(ref[0]) :]) if len(x) > len(ref[0]) else None
-                        fs = ref if rest is None else [np.concatenate(p) for p in zip(ref, rest, strict=True)]
+                        fs = (
+                            ref
+                            if rest is None
+                            else [np.concatenate(p) for p in zip(ref, rest, strict=True)]
+                        )
                     else:
                         fs = run(x)
                     for arr, f in zip(arrays, fs, strict=True):
@@ -484,7 +488,7 @@ class _TorchRunner:
         self.net = folded.module
         _FOLDED[self.backbone] = (key, folded.module)
 
-    def __call__(self, x: torch.Tensor) -> np.ndarray:
+    def __call__(self, x: torch.Tensor) -> list[np.ndarray]:
         self.prepare(x)
         assert self.net is not None
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
@@ -608,8 +612,14 @@ def _pick_runner(
     try:
         ort_run = _OrtRunner(graph.ensure(torch_run.backbone, x.shape[1:], len(ref)), threads)
         got = ort_run(x[:k])
-        same = len(got) == len(ref) and all(g.shape == r.shape for g, r in zip(got, ref, strict=True))
-        diff = max(float(np.abs(g - r).max()) for g, r in zip(got, ref, strict=True)) if same else math.inf
+        same = len(got) == len(ref) and all(
+            g.shape == r.shape for g, r in zip(got, ref, strict=True)
+        )
+        diff = (
+            max(float(np.abs(g - r).max()) for g, r in zip(got, ref, strict=True))
+            if same
+            else math.inf
+        )
         if not same or not all(
             np.allclose(g, r, rtol=CHECK_TOL, atol=CHECK_TOL) for g, r in zip(got, ref, strict=True)
         ):

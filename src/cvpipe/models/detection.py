@@ -221,7 +221,7 @@ class Detector(nn.Module):
             backbone = getattr(self.model, "backbone", None)
             fixed = getattr(getattr(self.model, "transform", None), "fixed_size", None)
             ok = isinstance(backbone, nn.Module) and fixed is not None
-            self._split.append(extractor_split(backbone) if ok else None)
+            self._split.append(extractor_split(backbone) if ok and backbone is not None else None)
         return self._split[0]
 
     def trunk_pattern(self) -> str | None:

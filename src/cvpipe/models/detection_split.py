@@ -133,7 +133,8 @@ class VGGL2Norm(nn.Module):
         self.owner = [owner]  # not a submodule: the weight stays the extractor's
 
     def forward(self, x: Tensor) -> Tensor:
-        weight: Tensor = self.owner[0].scale_weight
+        weight = self.owner[0].scale_weight
+        assert isinstance(weight, Tensor)
         return weight.view(1, -1, 1, 1) * F.normalize(x)
 
 

@@ -116,7 +116,11 @@ def _tensors(out: Any) -> list[torch.Tensor] | None:
     if isinstance(out, torch.Tensor):
         return [out]
     items = list(out.values()) if isinstance(out, dict) else out
-    if isinstance(items, list | tuple) and items and all(isinstance(t, torch.Tensor) for t in items):
+    if (
+        isinstance(items, list | tuple)
+        and items
+        and all(isinstance(t, torch.Tensor) for t in items)
+    ):
         return list(items)
     return None
 
@@ -152,9 +156,15 @@ def fold_batchnorm(module: nn.Module, example: torch.Tensor) -> Folded:
         setattr(mods[parent_name] if parent_name else folded, child, replacement)
     with torch.inference_mode():
         got = _tensors(folded(example)) or []
-    same = len(got) == len(want) and all(g.shape == w.shape for g, w in zip(got, want, strict=False))
+    same = len(got) == len(want) and all(
+        g.shape == w.shape for g, w in zip(got, want, strict=False)
+    )
     diff = max(
-        (float((g.float() - w.float()).abs().max()) for g, w in zip(got, want, strict=False) if w.numel()),
+        (
+            float((g.float() - w.float()).abs().max())
+            for g, w in zip(got, want, strict=False)
+            if w.numel()
+        ),
         default=0.0,
     )
     peak = max((float(w.float().abs().max()) for w in want if w.numel()), default=1.0)
