@@ -263,7 +263,8 @@ def real_train(
         "device": opts["device"], "optimizer.name": "adam", "optimizer.lr": 0.002,
         "optimizer.weight_decay": 0.00004, "scheduler.name": "cosine", "scheduler.warmup_epochs": 1,
         "detector.classification_weight": 0.5, "detector.augment.hflip": True,
-        "detector.auto_pack": False, "health.enabled": False, "seed": 0, **extra,
+        "detector.auto_pack": False, "health.enabled": False, "seed": 0,
+        "detector.precise_bn": opts["precise_bn"], **extra,
     }  # fmt: skip
     result = train(dataset, out, load_config(TrainConfig, values=values), callbacks=[Clock()])
     rows = result.history
@@ -294,7 +295,8 @@ def real_main(args: Any, work: Path) -> None:
     opts = {
         "model": args.model, "size": args.size, "epochs": args.epochs, "batch": args.batch,
         "workers": args.workers, "device": args.device,
-        "threads": args.threads or torch.get_num_threads(),
+        "threads": args.threads or torch.get_num_threads(), "precise_bn": args.precise_bn,
+        "parallel": args.parallel,
     }  # fmt: skip
     trunk = {
         "ssdlite320_mobilenet_v2": r"^model\.backbone\.features\.",
@@ -314,10 +316,33 @@ def real_main(args: Any, work: Path) -> None:
         )
 
     home = str(work / "home")
-    arm("cached", {"freeze": "frozen"}, home)
-    arm("today", {"freeze_pattern": trunk}, str(work / "home_today"))
-    arm("cached_hit", {"freeze": "frozen"}, home)
+    full = {"detector.auto_pack": False}
     figures: dict[str, Any] = {}
+    jobs: list[Any] = [
+        lambda: (
+            arm("cached", {"freeze": "frozen"}, home),
+            arm("cached_hit", {"freeze": "frozen"}, home),
+        ),
+        lambda: arm("today", {"freeze_pattern": trunk}, str(work / "home_today")),
+    ]
+    if args.pack_epochs:
+        recs = [r for r in Dataset.load(ds_dir).records if r.split in ("train", "val")]
+        t0 = time.perf_counter()
+        reader, _ = auto_pack(Dataset.load(ds_dir), recs, args.size, work / "packs")
+        figures["pack_build_s"] = round(time.perf_counter() - t0, 1)
+        jobs += [
+            lambda: arm("full", full, str(work / "home_full"), epochs=args.pack_epochs),
+            lambda: arm("packed", {**full, "pack": str(reader.root)}, str(work / "home_packed"), epochs=args.pack_epochs),
+        ]  # fmt: skip
+    if args.parallel:  # every arm at once: the same (loaded) machine for all of them
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            for f in [pool.submit(j) for j in jobs]:
+                f.result()
+    else:
+        for j in jobs:
+            j()
     med = {k: statistics.median(v["img_per_s"][1:] or v["img_per_s"]) for k, v in runs.items()}
     best = {k: max(v["map50"]) for k, v in runs.items()}
     target = min(best["today"], best["cached"])
@@ -333,18 +358,6 @@ def real_main(args: Any, work: Path) -> None:
     cache_mb = sum(f.stat().st_size for f in feats.rglob("*.npy")) / 2**20 if feats.is_dir() else 0
     figures["cache_mib"] = round(cache_mb, 1)
     if args.pack_epochs:
-        recs = [r for r in Dataset.load(ds_dir).records if r.split in ("train", "val")]
-        t0 = time.perf_counter()
-        reader, _ = auto_pack(Dataset.load(ds_dir), recs, args.size, work / "packs")
-        figures["pack_build_s"] = round(time.perf_counter() - t0, 1)
-        full = {"detector.auto_pack": False}
-        arm("full", full, str(work / "home_full"), epochs=args.pack_epochs)
-        arm(
-            "packed",
-            {**full, "pack": str(reader.root)},
-            str(work / "home_full"),
-            epochs=args.pack_epochs,
-        )
         mf = statistics.median(runs["full"]["img_per_s"][1:] or runs["full"]["img_per_s"])
         mp_ = statistics.median(runs["packed"]["img_per_s"][1:] or runs["packed"]["img_per_s"])
         figures.update(
@@ -375,6 +388,10 @@ def main() -> None:
         "--pack-epochs", type=int, default=3, help="epochs of the full/packed arms (0 = skip)"
     )
     p.add_argument("--seed", type=int, default=0, help="split seed with --data")
+    p.add_argument("--precise-bn", type=int, default=16, help="detector.precise_bn with --data")
+    p.add_argument(
+        "--parallel", action="store_true", help="with --data: run the arms at the same time"
+    )
     args = p.parse_args()
     import torch
 

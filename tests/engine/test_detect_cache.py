@@ -157,7 +157,7 @@ def test_eval_detections_in_input_pixels(tmp_path: Path) -> None:
 def _cfg(*extra: str) -> TrainConfig:
     base = [
         "model=ssdlite320_mobilenet_v2", "weights=none", f"input_size={SIZE}", "epochs=2",
-        "batch_size=4", "workers=0", "device=cpu", "health.enabled=false",
+        "batch_size=4", "workers=0", "device=cpu", "health.enabled=false", "detector.precise_bn=0",
     ]  # fmt: skip
     return load_config(TrainConfig, overrides=[*base, *extra])
 
