@@ -307,7 +307,13 @@ def real_main(args: Any, work: Path) -> None:
 
     def arm(name: str, extra: dict[str, Any], home: str, **over: Any) -> None:
         o = {**opts, **over}
-        _, _, runs[name] = run_isolated(real_train, str(ds_dir), str(work / name), home, o, extra)
+        try:
+            _, _, runs[name] = run_isolated(
+                real_train, str(ds_dir), str(work / name), home, o, extra
+            )
+        except RuntimeError as exc:  # e.g. killed for memory on a shared machine: keep the rest
+            print(f"{name:10s} failed: {exc}", flush=True)
+            return
         r = runs[name]
         print(
             f"{name:10s} img/s {' '.join(f'{v:.1f}' for v in r['img_per_s'])}  "
@@ -345,19 +351,20 @@ def real_main(args: Any, work: Path) -> None:
             j()
     med = {k: statistics.median(v["img_per_s"][1:] or v["img_per_s"]) for k, v in runs.items()}
     best = {k: max(v["map50"]) for k, v in runs.items()}
-    target = min(best["today"], best["cached"])
-    figures.update(
-        today_img_per_s=round(med["today"], 1), cached_img_per_s=round(med["cached"], 1),
-        cache_speedup=round(med["cached"] / med["today"], 2),
-        today_best_map50=round(best["today"], 3), cached_best_map50=round(best["cached"], 3),
-        target_map50=round(target, 3), today_s_to_target=_time_to(runs["today"], target),
-        cached_s_to_target=_time_to(runs["cached"], target),
-        cached_hit_s_to_target=_time_to(runs["cached_hit"], target),
-    )  # fmt: skip
+    if {"today", "cached", "cached_hit"} <= set(runs):
+        target = min(best["today"], best["cached"])
+        figures.update(
+            today_img_per_s=round(med["today"], 1), cached_img_per_s=round(med["cached"], 1),
+            cache_speedup=round(med["cached"] / med["today"], 2),
+            today_best_map50=round(best["today"], 3), cached_best_map50=round(best["cached"], 3),
+            target_map50=round(target, 3), today_s_to_target=_time_to(runs["today"], target),
+            cached_s_to_target=_time_to(runs["cached"], target),
+            cached_hit_s_to_target=_time_to(runs["cached_hit"], target),
+        )  # fmt: skip
     feats = work / "home" / "features"
     cache_mb = sum(f.stat().st_size for f in feats.rglob("*.npy")) / 2**20 if feats.is_dir() else 0
     figures["cache_mib"] = round(cache_mb, 1)
-    if args.pack_epochs:
+    if args.pack_epochs and "full" in runs and "packed" in runs:
         mf = statistics.median(runs["full"]["img_per_s"][1:] or runs["full"]["img_per_s"])
         mp_ = statistics.median(runs["packed"]["img_per_s"][1:] or runs["packed"]["img_per_s"])
         figures.update(
