@@ -22,9 +22,30 @@ the machine hits both equally; img/s is the median over the epochs after the fir
 (warm-up) of both runs. The RESULT line gives both figures and the ratio cvpipe / plain
 (≥ 1.0 means cvpipe trains at least as fast).
 
+**Real photos** (``--data``: a cvpipe detect dataset with train/val splits, or a Pascal VOC
+folder with ``annotations/`` and ``images/`` — e.g. ../shared/devdata/raccoon —, imported
+and split 70/15/15 with ``--seed``) compare cvpipe's own paths, all ImageNet backbone,
+the same optimizer, seed and horizontal flips, each in a fresh process with an empty
+``$CVPIPE_HOME`` of its own:
+
+- **today**: the trunk frozen with ``freeze_pattern`` (what existed before), decoding
+  and running the frozen trunk every step;
+- **cached**: ``freeze: frozen``: the trunk's maps computed once per image and flip
+  (:mod:`cvpipe.engine.detect_cache`), neck and head trained from the cache; its time
+  includes the feature pass; then once more on the warm cache (**cached_hit**);
+- **full** / **packed** (speed only, ``--pack-epochs``): the whole detector fine-tuned
+  decoding every epoch, against reading from a pack at the input size (the automatic
+  pack of large photos, forced here whatever the photo sizes; its build time is given).
+
+It reports training-loop img/s (median over epochs after the first), the best val mAP@.5
+of each arm, the wall time (from ``train()`` start, feature pass included) at which each
+arm first reaches the lower of today's and cached's best val mAP@.5, and the size of the
+feature cache.
+
     python benchmarks/detect_train_speed.py            # 192 images, 4 epochs, 160 px
     python benchmarks/detect_train_speed.py --quick    # 64 images, 3 epochs
     python benchmarks/detect_train_speed.py --device cuda --model ssdlite320_mobilenet_v2_fpnlite
+    python benchmarks/detect_train_speed.py --data ../shared/devdata/raccoon --epochs 12
 """
 
 from __future__ import annotations
@@ -190,6 +211,172 @@ def plain_train(dataset: str, opts: dict[str, Any]) -> list[float]:
     return speeds
 
 
+# ------------------------------------------------------------------ real photos
+def prepare_real(data: Path, work: Path, seed: int) -> Path:
+    """A cvpipe dataset with train/val splits: ``data`` itself, or a VOC folder imported
+    into ``work/ds`` and split 70/15/15."""
+    import subprocess
+    import sys
+
+    if (data / "manifest.jsonl").is_file():
+        return data
+    out = work / "ds"
+    if not (out / "manifest.jsonl").is_file():
+        cli = [sys.executable, "-m", "cvpipe.cli.main"]
+        subprocess.run(
+            [*cli, "import", "voc", str(data / "annotations"), "--images", str(data / "images"),
+             "--out", str(out), "-q", "--no-progress"],
+            check=True,
+        )  # fmt: skip
+        subprocess.run(
+            [*cli, "split", str(out), "--ratios", "70/15/15", "--seed", str(seed), "-q", "--no-progress"],
+            check=True,
+        )  # fmt: skip
+    return out
+
+
+def real_train(
+    dataset: str, out: str, home: str, opts: dict[str, Any], extra: dict[str, Any]
+) -> Any:
+    """One cvpipe run on real photos; per epoch: img/s, val mAP@.5, wall s since start."""
+    import os
+
+    import torch
+
+    os.environ["CVPIPE_HOME"] = home
+    torch.set_num_threads(opts["threads"])
+    from cvpipe.config import load_config
+    from cvpipe.engine.callbacks import Callback
+    from cvpipe.engine.config import TrainConfig
+    from cvpipe.engine.trainer import train
+
+    t0 = time.perf_counter()
+    marks: list[float] = []
+
+    class Clock(Callback):
+        def on_epoch_end(self, state: Any, row: dict[str, Any]) -> None:
+            marks.append(time.perf_counter() - t0)
+
+    values = {
+        "model": opts["model"], "weights": "imagenet", "input_size": opts["size"],
+        "epochs": opts["epochs"], "batch_size": opts["batch"], "workers": opts["workers"],
+        "device": opts["device"], "optimizer.name": "adam", "optimizer.lr": 0.002,
+        "optimizer.weight_decay": 0.00004, "scheduler.name": "cosine", "scheduler.warmup_epochs": 1,
+        "detector.classification_weight": 0.5, "detector.augment.hflip": True,
+        "detector.auto_pack": False, "health.enabled": False, "seed": 0,
+        "detector.precise_bn": opts["precise_bn"], **extra,
+    }  # fmt: skip
+    result = train(dataset, out, load_config(TrainConfig, values=values), callbacks=[Clock()])
+    rows = result.history
+    return {
+        "img_per_s": [float(r["img_per_s"]) for r in rows],
+        "map50": [float(r["val.mAP50"]) for r in rows],
+        "map": [float(r["val.mAP"]) for r in rows],
+        "wall_s": marks,
+        "total_s": time.perf_counter() - t0,
+        "feature_cache": result.feature_cache,
+    }
+
+
+def _time_to(run: dict[str, Any], target: float) -> float | None:
+    for m, t in zip(run["map50"], run["wall_s"], strict=True):
+        if m >= target - 1e-9:
+            return round(t, 1)
+    return None
+
+
+def real_main(args: Any, work: Path) -> None:
+    import torch
+
+    from cvpipe.data.manifest import Dataset
+    from cvpipe.data.pack import auto_pack
+
+    ds_dir = prepare_real(Path(args.data), work, args.seed)
+    opts = {
+        "model": args.model, "size": args.size, "epochs": args.epochs, "batch": args.batch,
+        "workers": args.workers, "device": args.device,
+        "threads": args.threads or torch.get_num_threads(), "precise_bn": args.precise_bn,
+        "parallel": args.parallel,
+    }  # fmt: skip
+    trunk = {
+        "ssdlite320_mobilenet_v2": r"^model\.backbone\.features\.",
+        "ssdlite320_mobilenet_v2_fpnlite": r"^model\.backbone\.body\.",
+        "ssd512_resnet50": r"^model\.backbone\.body\.",
+    }[args.model]
+    runs: dict[str, Any] = {}
+
+    def arm(name: str, extra: dict[str, Any], home: str, **over: Any) -> None:
+        o = {**opts, **over}
+        try:
+            _, _, runs[name] = run_isolated(
+                real_train, str(ds_dir), str(work / name), home, o, extra
+            )
+        except RuntimeError as exc:  # e.g. killed for memory on a shared machine: keep the rest
+            print(f"{name:10s} failed: {exc}", flush=True)
+            return
+        r = runs[name]
+        print(
+            f"{name:10s} img/s {' '.join(f'{v:.1f}' for v in r['img_per_s'])}  "
+            f"mAP50 {' '.join(f'{v:.3f}' for v in r['map50'])}  total {r['total_s']:.0f} s",
+            flush=True,
+        )
+
+    home = str(work / "home")
+    full = {"detector.auto_pack": False}
+    figures: dict[str, Any] = {}
+    jobs: list[Any] = [
+        lambda: (
+            arm("cached", {"freeze": "frozen"}, home),
+            arm("cached_hit", {"freeze": "frozen"}, home),
+        ),
+        lambda: arm("today", {"freeze_pattern": trunk}, str(work / "home_today")),
+    ]
+    if args.pack_epochs:
+        recs = [r for r in Dataset.load(ds_dir).records if r.split in ("train", "val")]
+        t0 = time.perf_counter()
+        reader, _ = auto_pack(Dataset.load(ds_dir), recs, args.size, work / "packs")
+        figures["pack_build_s"] = round(time.perf_counter() - t0, 1)
+        jobs += [
+            lambda: arm("full", full, str(work / "home_full"), epochs=args.pack_epochs),
+            lambda: arm("packed", {**full, "pack": str(reader.root)}, str(work / "home_packed"), epochs=args.pack_epochs),
+        ]  # fmt: skip
+    if args.parallel:  # every arm at once: the same (loaded) machine for all of them
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            for f in [pool.submit(j) for j in jobs]:
+                f.result()
+    else:
+        for j in jobs:
+            j()
+    med = {k: statistics.median(v["img_per_s"][1:] or v["img_per_s"]) for k, v in runs.items()}
+    best = {k: max(v["map50"]) for k, v in runs.items()}
+    if {"today", "cached", "cached_hit"} <= set(runs):
+        target = min(best["today"], best["cached"])
+        figures.update(
+            today_img_per_s=round(med["today"], 1), cached_img_per_s=round(med["cached"], 1),
+            cache_speedup=round(med["cached"] / med["today"], 2),
+            today_best_map50=round(best["today"], 3), cached_best_map50=round(best["cached"], 3),
+            target_map50=round(target, 3), today_s_to_target=_time_to(runs["today"], target),
+            cached_s_to_target=_time_to(runs["cached"], target),
+            cached_hit_s_to_target=_time_to(runs["cached_hit"], target),
+        )  # fmt: skip
+    feats = work / "home" / "features"
+    cache_mb = sum(f.stat().st_size for f in feats.rglob("*.npy")) / 2**20 if feats.is_dir() else 0
+    figures["cache_mib"] = round(cache_mb, 1)
+    if args.pack_epochs and "full" in runs and "packed" in runs:
+        mf = statistics.median(runs["full"]["img_per_s"][1:] or runs["full"]["img_per_s"])
+        mp_ = statistics.median(runs["packed"]["img_per_s"][1:] or runs["packed"]["img_per_s"])
+        figures.update(
+            full_img_per_s=round(mf, 1),
+            packed_img_per_s=round(mp_, 1),
+            pack_speedup=round(mp_ / mf, 2),
+        )
+    details = {**opts, "data": str(args.data), "dataset": str(ds_dir), "runs": runs,
+               "images": {s: sum(1 for r in Dataset.load(ds_dir).records if r.split == s) for s in ("train", "val", "test")}}  # fmt: skip
+    report("detect_train_speed_real", figures, details)
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--model", default="ssdlite320_mobilenet_v2")
@@ -199,8 +386,32 @@ def main() -> None:
     p.add_argument(
         "--threads", type=int, default=0, help="torch threads per process (0 = torch's default)"
     )
+    p.add_argument(
+        "--data", default=None, help="real photos: a cvpipe detect dataset or a VOC folder"
+    )
+    p.add_argument("--size", type=int, default=320, help="input size with --data")
+    p.add_argument("--epochs", type=int, default=12, help="epochs per arm with --data")
+    p.add_argument(
+        "--pack-epochs", type=int, default=3, help="epochs of the full/packed arms (0 = skip)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="split seed with --data")
+    p.add_argument("--precise-bn", type=int, default=16, help="detector.precise_bn with --data")
+    p.add_argument(
+        "--parallel", action="store_true", help="with --data: run the arms at the same time"
+    )
     args = p.parse_args()
     import torch
+
+    if args.data:
+        if args.quick:
+            args.epochs, args.pack_epochs = 2, min(args.pack_epochs, 1)
+        work = Path(args.workdir or tempfile.mkdtemp(prefix="cvpipe-bench-dettrain-real-"))
+        try:
+            real_main(args, work)
+        finally:
+            if not args.workdir:
+                shutil.rmtree(work, ignore_errors=True)
+        return
 
     n, epochs = (64, 3) if args.quick else (192, 4)
     size = 160

@@ -250,7 +250,8 @@ def test_nan_loss_stops_cleanly_keeping_the_last_good_checkpoint(
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        (["freeze=frozen"], "feature cache does not apply to detection.*freeze_pattern"),
+        (["freeze=last-n"], "freeze: last-n is for classifiers.*freeze_pattern"),
+        (["model=retinanet_resnet50_fpn", "freeze=frozen"], "needs an SSD-family detector"),
         (["augment.crop=random"], "detector.augment"),
         (["class_weights=auto"], "not used by detectors"),
         (["model=resnet18"], "is a classifier.*ssdlite320_mobilenet_v2"),

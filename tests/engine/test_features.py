@@ -167,7 +167,7 @@ def test_auto_falls_back_to_torch_with_a_reason(tmp_path: Path, monkeypatch, cap
     net, ds = _net_and_data(tmp_path)
     monkeypatch.setattr(F, "ORT_PAYBACK_S", 0.0)
     real = F._OrtRunner.__call__
-    monkeypatch.setattr(F._OrtRunner, "__call__", lambda self, x: real(self, x) + 1e-2)
+    monkeypatch.setattr(F._OrtRunner, "__call__", lambda self, x: [a + 1e-2 for a in real(self, x)])
     with caplog.at_level("WARNING", logger="cvpipe.engine.features"):
         fs = F.cached_features(net, ds, ds.records, _req(tmp_path, "a"))
     assert json.loads((fs.path / "meta.json").read_text())["backend"] == "torch"

@@ -26,6 +26,8 @@ EXAMPLES = """
       --set detector.classification_weight=0.5 --set detector.augment.iou_crop=true
   cvpipe train datasets/fruit --model fasterrcnn_mobilenet_v3_large_fpn --weights coco --out runs/frcnn
   cvpipe train datasets/scenes --config recipes/seed003_resnet50.yaml --out runs/r50 --offline
+  cvpipe train datasets/food --model ssdlite320_mobilenet_v2 --freeze frozen --epochs 30 \\
+      --out runs/ssdlite-cached
   cvpipe train datasets/planes --model ssd512_resnet50 --out runs/ssd512 \\
       --set freeze_pattern='model\\.backbone\\.body\\.(conv1|bn1|layer1)\\.'
 
@@ -45,9 +47,13 @@ imagenet the backbone's ImageNet weights, --weights coco the whole COCO-trained 
 rebuilt for your classes; classes named like COCO classes start from their COCO rows;
 the kept/re-initialised layers are printed). Each epoch records train/val losses and their parts, val.loss_gap,
 COCO val.mAP / mAP50 / mAP75 / AR100, steps_per_s and img_per_s; best.pt follows
-val.mAP. Freeze detector layers with --set freeze_pattern=REGEX (the feature cache does
-not apply to detection). Boxes outside an image are clipped, empty ones dropped, both
-listed in OUT/problems.jsonl.
+val.mAP. --freeze frozen (SSD-family detectors) freezes the detector's trunk and trains
+extra layers and heads from its feature maps, cached once per image and flip
+($CVPIPE_HOME/features; photometric/zoom-out/IoU-crop/scale-jitter augmentation is left
+out); other layers freeze with --set freeze_pattern=REGEX. Otherwise photos much larger
+than the input size are decoded once into an automatic pack ($CVPIPE_HOME/packs;
+--set detector.auto_pack=false to turn off). Boxes outside an image are clipped, empty
+ones dropped, both listed in OUT/problems.jsonl.
 Every key of the config can be set with --set (e.g. optimizer.weight_decay=1e-4,
 augment.crop=random-resized, class_weights=auto, amp=bf16, accumulate=4).
 """

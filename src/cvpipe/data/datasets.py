@@ -149,7 +149,9 @@ class ImageDataset(torch.utils.data.Dataset):
         self.draft = draft
         self.pack = pack
         self.on_error = on_error
-        self.targets = [dataset.class_index(r) for r in self.records]
+        # detect records have no class label: their pixels only are served (feature pass)
+        detect = dataset.task == "detect"
+        self.targets = [-1 if detect else dataset.class_index(r) for r in self.records]
 
     def __len__(self) -> int:
         return len(self.records)

@@ -17,6 +17,11 @@ Each shard is written to a temporary file and renamed; ``index.json`` comes last
 killed pack leaves no usable (half) pack. Unreadable images are listed in ``problems``
 and left out; the training loader then decodes them from disk and reports them itself.
 
+:func:`auto_pack` is the automatic form used by detector training: when the photos are
+much larger than the input size (:func:`needs_pack`), the records are packed once at the
+input size into ``$CVPIPE_HOME/packs/<key>`` (key: records' id/file/size, size, pack
+version), built in a temporary directory and renamed into place, and reused by later runs.
+
 Example:
     >>> pack_dataset("datasets/bins", "packs/bins256", PackConfig(size=256))  # doctest: +SKIP
     >>> reader = PackReader.open("packs/bins256")  # doctest: +SKIP
@@ -24,9 +29,13 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import shutil
 import tempfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +49,7 @@ from cvpipe.config import Config
 from cvpipe.data.images import ImageReadError
 from cvpipe.data.manifest import Dataset, Record
 from cvpipe.errors import DatasetError
+from cvpipe.home import cvpipe_home
 from cvpipe.io import read_json, write_json
 from cvpipe.progress import track
 
@@ -135,7 +145,10 @@ class _ShardWriter:
 
 
 def pack_dataset(
-    dataset: str | Path | Dataset, out: str | Path, config: PackConfig | None = None
+    dataset: str | Path | Dataset,
+    out: str | Path,
+    config: PackConfig | None = None,
+    records: Sequence[Record] | None = None,
 ) -> PackResult:
     """Pre-resize a dataset's images into memory-mappable shards.
 
@@ -143,6 +156,7 @@ def pack_dataset(
         dataset: dataset directory or loaded :class:`Dataset`.
         out: pack directory (created; an existing pack there is replaced).
         config: :class:`PackConfig`.
+        records: pack these records (default: the dataset's, filtered by ``config.splits``).
 
     Returns:
         A :class:`PackResult` (counts, bytes, unreadable images).
@@ -152,7 +166,8 @@ def pack_dataset(
     """
     config = config or PackConfig()
     ds = dataset if isinstance(dataset, Dataset) else Dataset.load(dataset)
-    records = [r for r in ds.records if config.splits is None or r.split in config.splits]
+    if records is None:
+        records = [r for r in ds.records if config.splits is None or r.split in config.splits]
     if not records:
         raise DatasetError(f"{ds.root}: no records to pack (splits {config.splits})")
     out = Path(out)
@@ -289,3 +304,59 @@ def _matches(entry: list[Any], rec: Record) -> bool:
     if entry[4] != rec.file:
         return False
     return (entry[5] if len(entry) > 5 else None) == rec.orientation
+
+
+def needs_pack(records: Sequence[Record], size: int, ratio: float = 2.0) -> int | None:
+    """The median shorter side of ``records`` when it is at least ``ratio`` × ``size``
+    (decoding them every epoch then costs several times what a ``size`` pack does), else
+    None. Records without a recorded size are left out of the median."""
+    sides = sorted(min(r.width, r.height) for r in records if r.width > 0 and r.height > 0)
+    if not sides:
+        return None
+    median = sides[len(sides) // 2]
+    return median if median >= ratio * size else None
+
+
+def default_pack_root(override: str | Path | None = None) -> Path:
+    """``override``, else ``$CVPIPE_HOME/packs``, else ``~/.cache/cvpipe/packs``."""
+    if override:
+        return Path(override).expanduser()
+    return cvpipe_home() / "packs"
+
+
+def pack_key(records: Sequence[Record], size: int) -> str:
+    """SHA-256 of the records (id, file, width, height, EXIF orientation applied, in order),
+    the size and the format."""
+    h = hashlib.sha256(json.dumps({"format": FORMAT, "version": VERSION, "size": size}).encode())
+    for r in records:
+        h.update(json.dumps([r.id, r.file, r.width, r.height, r.orientation]).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def auto_pack(
+    ds: Dataset, records: Sequence[Record], size: int, root: str | Path | None = None
+) -> tuple[PackReader, str]:
+    """``records`` packed at ``size`` under ``root/<key>`` (see the module docstring).
+
+    Returns:
+        The reader and ``hit`` (an existing pack) or ``miss`` (packed now).
+    """
+    base = default_pack_root(root)
+    final = base / pack_key(records, size)
+    if (final / INDEX).is_file():
+        log.info("auto-pack hit: %s", final)
+        return PackReader.open(final), "hit"
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name[:16]}.", suffix=".tmp", dir=base))
+    try:
+        pack_dataset(ds, tmp, PackConfig(size=size), records=records)
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another run finished the same pack first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("auto-pack: decoded %d images once at %d px into %s", len(records), size, final)
+    return PackReader.open(final), "miss"

@@ -98,6 +98,10 @@ class DetectorConfig(Config):
             and saving (0 = keep the running averages; see
             :func:`cvpipe.engine.detection.recompute_bn_stats`).
         augment: box-aware augmentation (:class:`DetectionAugmentConfig`).
+        auto_pack: when no ``pack`` is set and the photos are much larger than the input
+            size (median shorter side >= 2x), decode them once into a cached pack at the
+            input size (``$CVPIPE_HOME/packs``) instead of every epoch; not used with the
+            trunk-map cache (``freeze: frozen``), which decodes each image once anyway.
     """
 
     classification_weight: float = Field(default=1.0, ge=0)
@@ -109,6 +113,7 @@ class DetectorConfig(Config):
     weights: str | None = None
     precise_bn: int = Field(default=16, ge=0)
     augment: DetectionAugmentConfig = DetectionAugmentConfig()
+    auto_pack: bool = True
 
 
 class TrainConfig(Config):
@@ -122,7 +127,8 @@ class TrainConfig(Config):
             classes), ``none`` (random init) or a file. Left unset on a model without
             pretrained weights (``base_cnn``, ``custom_cnn``) it becomes ``none``.
         freeze: ``frozen`` (train the head only), ``last-n`` (plus the last ``last_n``
-            backbone stages) or ``full``.
+            backbone stages) or ``full``. Detectors: ``frozen`` freezes the trunk of an
+            SSD-family detector and trains neck and head from cached trunk maps.
         head: head spec (None = the model's default head).
         batch_size: images per optimizer micro-step, over all processes.
         accumulate: micro-steps per optimizer step (gradient accumulation).
@@ -137,7 +143,8 @@ class TrainConfig(Config):
         workers: DataLoader workers (None = min(4, CPUs)).
         val_fraction: share of each class carved from train when the dataset has no
             ``val_split`` records (seeded, recorded in dataset.lock).
-        feature_cache: ``auto`` (on with ``freeze: frozen``), ``on`` or ``off``.
+        feature_cache: ``auto`` (on with ``freeze: frozen``), ``on`` or ``off`` (for
+            classifiers: backbone features; for detectors: the trunk's feature maps).
         feature_cache_dir: default ``$CVPIPE_HOME/features`` (~/.cache/cvpipe/features).
         feature_backend: what runs the frozen backbone for the feature cache: ``auto``
             (ONNX Runtime on CPU when it pays off and matches PyTorch, else PyTorch),

@@ -55,11 +55,11 @@ VAL_METRICS = {
 }  # fmt: skip
 
 
-def _to_device(
-    batch: Any, ctx: StepContext
-) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:
+def _to_device(batch: Any, ctx: StepContext) -> tuple[Any, list[dict[str, torch.Tensor]]]:
     nb = ctx.device.type == "cuda"
-    images = [ctx.to_device(x) for x in batch[0]]
+    first = batch[0]
+    # a MapBatch of cached trunk maps (cvpipe.engine.detect_cache) moves as one
+    images = first.to(ctx.device) if hasattr(first, "maps") else [ctx.to_device(x) for x in first]
     targets = [{k: v.to(ctx.device, non_blocking=nb) for k, v in t.items()} for t in batch[1]]
     return images, targets
 
@@ -69,7 +69,9 @@ def detection_step(model: nn.Module, batch: Any, ctx: StepContext) -> StepOutput
 
     Args:
         model: the detector (possibly wrapped), in training mode.
-        batch: ``(images [3, H, W] floats in 0..1, targets {"boxes", "labels"}, skipped)``.
+        batch: ``(images [3, H, W] floats in 0..1, targets {"boxes", "labels"}, skipped)``,
+            or a :class:`~cvpipe.engine.detect_cache.MapBatch` of cached trunk maps for
+            images (with a :class:`~cvpipe.engine.detect_cache.CachedDetector` model).
         ctx: device and autocast.
 
     Returns:

@@ -9,9 +9,17 @@ task-specific pieces swapped in — nothing else is copied, so checkpoints (atom
   dataset, the backbone's ImageNet weights (``weights: imagenet``) or the whole detector's
   COCO weights for the dataset's classes (``weights: coco``,
   :func:`cvpipe.models.coco_start.start_from_coco`), loss weights
-  and post-processing from ``detector.*``, layers frozen by ``freeze_pattern``;
+  and post-processing from ``detector.*``, layers frozen by ``freeze_pattern``, and with
+  ``freeze: frozen`` the trunk of an SSD-family detector
+  (:meth:`~cvpipe.models.detection.Detector.backbone_split`);
 - the data: :func:`cvpipe.engine.detection.build_detection_data` (clipped / dropped
-  boxes reported in ``problems.jsonl``, negatives kept);
+  boxes reported in ``problems.jsonl``, negatives kept); with ``freeze: frozen`` (and
+  ``feature_cache`` not ``off``) cached trunk maps instead
+  (:mod:`cvpipe.engine.detect_cache`: the optimizer then trains
+  :class:`~cvpipe.engine.detect_cache.CachedDetector`, i.e. neck and head); otherwise,
+  when the photos are much larger than the input size and no ``pack`` is set, they are
+  decoded once into an automatic pack (``detector.auto_pack``,
+  :func:`cvpipe.data.pack.auto_pack`) instead of every epoch;
 - the epoch row: precise BatchNorm statistics (``detector.precise_bn``), then train loss
   and its parts, validation losses and COCO metrics
   (:func:`cvpipe.engine.detection.validate_detection`), ``val.loss_gap`` (val − train,
@@ -20,9 +28,9 @@ task-specific pieces swapped in — nothing else is copied, so checkpoints (atom
   threshold chosen on val) and ``detector`` (what rebuilds it) at the top level.
 
 ``early_stopping.metric`` defaults to ``val.mAP`` here (unless set). Settings that only
-mean something for classifiers (``freeze: frozen``/``last-n`` and the feature cache,
-``augment``, ``head``, ``class_weights``, ``label_smoothing``, ``sampler: weighted``) are
-errors that say what to use instead.
+mean something for classifiers (``freeze: last-n``, ``augment``, ``head``,
+``class_weights``, ``label_smoothing``, ``sampler: weighted``) are errors that say what to
+use instead.
 
 Example:
     >>> cfg = load_config(TrainConfig, overrides=["model=ssdlite320_mobilenet_v2", "epochs=5"])  # doctest: +SKIP
@@ -61,11 +69,11 @@ def detection_config(config: TrainConfig) -> TrainConfig:
         ConfigError: classifier-only settings (the message names the detector equivalent).
     """
     problems = []
-    if config.freeze != "full" or config.feature_cache == "on":
+    if config.freeze == "last-n":
         problems.append(
-            f"freeze: {config.freeze} / feature_cache: {config.feature_cache} are for classifiers "
-            "(the feature cache does not apply to detection, whose augmentation moves the boxes); "
-            "freeze detector layers with freeze_pattern, e.g. --set freeze_pattern='model\\.backbone\\.'"
+            "freeze: last-n is for classifiers; detectors take freeze: frozen (the trunk, "
+            "trained from cached feature maps) or freeze_pattern, e.g. "
+            "--set freeze_pattern='model\\.backbone\\.features\\.0\\.'"
         )
     if config.augment != AugmentConfig():
         problems.append(
@@ -139,8 +147,17 @@ class DetectionRun(_Run):
 
             report = start_from_coco(det, self.ds.classes)
             log.info("%s", report.summary())
+        if self.config.freeze == "frozen":
+            pattern = det.trunk_pattern()
+            if pattern is None:
+                raise ConfigError(
+                    f"{name}: freeze: frozen needs an SSD-family detector (fixed input size, "
+                    f"trunk / neck split); freeze {name}'s layers with freeze_pattern instead"
+                )
+            self.frozen = freeze_backbone(det, pattern)
         if self.config.freeze_pattern:
-            self.frozen = freeze_backbone(det, self.config.freeze_pattern)
+            more = freeze_backbone(det, self.config.freeze_pattern)
+            self.frozen = sorted(set(self.frozen) | set(more))
         self.head_spec: dict[str, Any] = {}
         return det.to(self.device)
 
@@ -153,7 +170,7 @@ class DetectionRun(_Run):
         pre = Preprocess(input_size=size, resize_size=size, mean=tuple(card["image_mean"]), std=tuple(card["image_std"]))  # fmt: skip
         return {
             "task": "detect", "classes": self.ds.classes, "model": self.config.model_name, "head": {},
-            "preprocess": pre.to_json(), "input_size": size, "freeze": "full",
+            "preprocess": pre.to_json(), "input_size": size, "freeze": self.config.freeze,
             "freeze_pattern": self.config.freeze_pattern, "weights": self.config.weights,
             "weights_info": {k: v for k, v in net.weights_info.items() if isinstance(v, (str, int, float, bool))},
             "cvpipe_version": __version__,
@@ -166,15 +183,33 @@ class DetectionRun(_Run):
 
     # -- data -------------------------------------------------------------------------
     def _build_data(self, splits: Any, net: Any) -> DetectionData:
-        pack = None
-        if self.config.pack:
-            from cvpipe.data.pack import PackReader
+        from cvpipe.data.pack import PackReader, auto_pack, needs_pack
 
-            pack = PackReader.open(self.config.pack)
+        pack = PackReader.open(self.config.pack) if self.config.pack else None
         workers = self.config.workers if self.config.workers is not None else default_workers()
-        data = build_detection_data(
-            self.ds, splits, self.config, self.device, input_size=int(net.input_size), workers=workers, pack=pack
-        )  # fmt: skip
+        size = int(net.input_size)
+        cached = self.config.use_feature_cache
+        self.pack_status: str | None = None
+        if pack is None and self.config.detector.auto_pack and self.config.epochs > 1:
+            # the cached path decodes each image once anyway: a pack would not save decodes
+            median = None if cached else needs_pack([*splits.train, *splits.val], size)
+            if median is not None:
+                log.info(
+                    "auto-pack: photos are large (median shorter side %d px, input %d px): "
+                    "decoding them once at %d px instead of every epoch", median, size, size,
+                )  # fmt: skip
+                pack, self.pack_status = auto_pack(self.ds, [*splits.train, *splits.val], size)
+        if cached:
+            from cvpipe.engine.detect_cache import build_cached_detection_data
+
+            data = build_cached_detection_data(
+                self.ds, splits, self.config, net, self.device, workers=workers, pack=pack,
+                report_skipped=self._report_skipped,
+            )  # fmt: skip
+        else:
+            data = build_detection_data(
+                self.ds, splits, self.config, self.device, input_size=size, workers=workers, pack=pack
+            )  # fmt: skip
         self.box_counts = {
             "boxes_clipped": sum(p.kind == "box_outside_image" for p in data.problems),
             "boxes_dropped": sum(p.kind == "degenerate_box" for p in data.problems),
@@ -186,8 +221,18 @@ class DetectionRun(_Run):
                 f.writelines(json.dumps(p.to_json()) + "\n" for p in data.problems)
         return data
 
+    def _trained_module(self, net: Any, data: Any) -> nn.Module:
+        if data.cached:
+            from cvpipe.engine.detect_cache import CachedDetector
+
+            return CachedDetector(net)
+        return net
+
     def _card_extra(self) -> dict[str, Any]:
-        return {**self.box_counts, "frozen_parameters": len(self.frozen)}
+        return {
+            **self.box_counts, "frozen_parameters": len(self.frozen),
+            "auto_pack": getattr(self, "pack_status", None),
+        }  # fmt: skip
 
     # -- epochs -----------------------------------------------------------------------
     def _epoch_row(

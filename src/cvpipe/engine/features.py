@@ -10,6 +10,10 @@ decoding. Each epoch picks one variant per image at random (seeded), which is ex
 flip augmentation of the uncached path. Random crops, colour jitter and TrivialAugment
 cannot be cached; they are left out (and logged) when the cache is used.
 
+Detectors use the same machinery with several outputs (:class:`FeatureSource`): a frozen
+detector trunk's feature maps are stored one ``[variants, N, C, H, W]`` array per map
+(``features.npy``, ``features_1.npy``, ...), see :mod:`cvpipe.engine.detect_cache`.
+
 The key is the SHA-256 of the model name, a digest of the backbone's weights, the
 preprocessing, the variants, the dtype and the hash of the records used (id, file, size),
 so repeated runs and tuning trials share entries. Entries are written to a temporary
@@ -59,8 +63,8 @@ import tempfile
 import time
 import warnings
 import weakref
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -146,16 +150,54 @@ class FeatureRequest:
     threads: int | None = None
 
 
+@dataclass(frozen=True)
+class FeatureSource:
+    """What a feature pass runs, for any frozen network part.
+
+    Attributes:
+        name: model name (part of the key).
+        module: the frozen part, ``[B, 3, H, W]`` → a tensor (flattened to ``[B, D]``) or
+            a list of tensors (one stored array each).
+        transform: PIL image → ``[3, H, W]`` tensor, deterministic, one size for all.
+        preprocess: JSON description of ``transform`` (part of the key).
+        shapes: shape of each output without the batch dimension (``((D,),)`` for a
+            classifier, ``((C, H, W), ...)`` for detector maps).
+    """
+
+    name: str
+    module: nn.Module
+    transform: Callable[[Any], torch.Tensor]
+    preprocess: dict[str, Any]
+    shapes: tuple[tuple[int, ...], ...]
+
+
+def classifier_source(net: Any) -> FeatureSource:
+    """The :class:`FeatureSource` of a classifier's backbone (eval preprocessing)."""
+    return FeatureSource(
+        net.name,
+        net.backbone,
+        net.preprocess.eval_transform(),
+        net.preprocess.to_json(),
+        ((int(net.feature_dim),),),
+    )
+
+
+def _array_name(i: int) -> str:
+    return "features.npy" if i == 0 else f"features_{i}.npy"
+
+
 @dataclass
 class FeatureSet:
     """Cached features of ``records``.
 
     Attributes:
-        features: ``[V, N, D]`` array (memory-mapped), row ``i`` is ``records[i]``.
+        features: ``[V, N, D]`` array (memory-mapped), row ``i`` is ``records[i]``
+            (the first output's array: ``maps[0]``).
         valid: ``[N]`` bool, False for images that could not be read.
         key: cache key (directory name).
         status: ``hit`` (read from the cache) or ``miss`` (computed now).
         skipped: unreadable images met while computing (empty on a hit).
+        maps: every output's ``[V, N, *shape]`` array (memory-mapped), in order.
     """
 
     features: np.ndarray
@@ -164,6 +206,18 @@ class FeatureSet:
     path: Path
     status: str
     skipped: list[Skipped]
+    maps: list[np.ndarray] = field(default_factory=list)
+
+    def bytes(self) -> int:
+        """Bytes the stored arrays take."""
+        return int(sum(m.nbytes for m in self.maps or [self.features]))
+
+
+def _load_set(
+    final: Path, outputs: int, key: str, status: str, skipped: list[Skipped]
+) -> FeatureSet:
+    maps = [np.load(final / _array_name(i), mmap_mode="r") for i in range(outputs)]
+    return FeatureSet(maps[0], np.load(final / "valid.npy"), key, final, status, skipped, maps)
 
 
 def feature_key(
@@ -192,7 +246,8 @@ def cached_features(
 
     Args:
         net: a :class:`~cvpipe.models.classification.ClassifierNet` (its ``backbone``,
-            ``feature_dim``, ``preprocess`` and ``name`` are used).
+            ``feature_dim``, ``preprocess`` and ``name`` are used) or a
+            :class:`FeatureSource`.
         dataset: the dataset the records belong to.
         records: records in the order rows should have.
         req: :class:`FeatureRequest`.
@@ -205,36 +260,37 @@ def cached_features(
         raise FeatureBackendError(
             f"unknown feature backend {req.backend!r}; valid: {', '.join(BACKENDS)}"
         )
-    digest = state_digest(net.backbone)
-    key = feature_key(net.name, digest, net.preprocess.to_json(), records_digest(records), req)
+    src = net if isinstance(net, FeatureSource) else classifier_source(net)
+    digest = state_digest(src.module)
+    key = feature_key(src.name, digest, src.preprocess, records_digest(records), req)
     final = root / key
+    outputs = len(src.shapes)
     if (final / "meta.json").is_file():
         meta = read_json(final / "meta.json")
-        feats = np.load(final / "features.npy", mmap_mode="r")
-        valid = np.load(final / "valid.npy")
         log.info(
             "feature cache hit: %s (%d images x %d variants)",
             final,
             len(records),
             len(req.variants),
         )
-        return FeatureSet(
-            feats, valid, key, final, "hit", [Skipped(**s) for s in meta.get("skipped", [])]
+        return _load_set(
+            final, outputs, key, "hit", [Skipped(**s) for s in meta.get("skipped", [])]
         )
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}.", suffix=".tmp", dir=root))
     try:
-        valid, skipped, backend = _compute(net, dataset, records, req, tmp, backbone_digest=digest)
+        valid, skipped, backend = _compute(src, dataset, records, req, tmp, backbone_digest=digest)
         write_json(
             tmp / "meta.json",
             {
-                "model": net.name,
+                "model": src.name,
                 "images": len(records),
                 "variants": list(req.variants),
                 "dtype": req.dtype,
                 "backend": backend,
-                "feature_dim": int(net.feature_dim),
-                "preprocess": net.preprocess.to_json(),
+                "feature_dim": int(np.prod(src.shapes[0])),
+                "shapes": [list(s) for s in src.shapes],
+                "preprocess": src.preprocess,
                 "skipped": [
                     {"record_id": s.record_id, "file": s.file, "kind": s.kind, "message": s.message}
                     for s in skipped
@@ -249,8 +305,7 @@ def cached_features(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     log.info("feature cache miss: computed %s", final)
-    feats = np.load(final / "features.npy", mmap_mode="r")
-    return FeatureSet(feats, np.load(final / "valid.npy"), key, final, "miss", skipped)
+    return _load_set(final, outputs, key, "miss", skipped)
 
 
 def feature_threads(
@@ -290,7 +345,7 @@ def feature_threads(
 
 @torch.inference_mode()
 def _compute(
-    net: Any,
+    src: FeatureSource,
     dataset: Dataset,
     records: Sequence[Record],
     req: FeatureRequest,
@@ -299,14 +354,14 @@ def _compute(
 ) -> tuple[np.ndarray, list[Skipped], str]:
     device = torch.device(req.device)
     workers, threads = feature_threads(req.workers, device, req.threads)
-    backbone = net.backbone
+    backbone = src.module
     was_training, was_cl = backbone.training, _is_channels_last(backbone)
     old_threads = torch.get_num_threads()
     backbone.eval()
     data = ImageDataset(
         dataset,
         records,
-        net.preprocess.eval_transform(),
+        src.transform,
         draft=req.draft,
         pack=req.pack,
         on_error="skip",
@@ -319,16 +374,19 @@ def _compute(
         collate_fn=_collate_with_pos,
         pin_memory=device.type == "cuda",
     )
-    n, dim = len(records), int(net.feature_dim)
-    feats = np.lib.format.open_memmap(
-        out / "features.npy",
-        mode="w+",
-        dtype=np.dtype(req.dtype),
-        shape=(len(req.variants), n, dim),
-    )
+    n = len(records)
+    arrays = [
+        np.lib.format.open_memmap(
+            out / _array_name(i),
+            mode="w+",
+            dtype=np.dtype(req.dtype),
+            shape=(len(req.variants), n, *shape),
+        )
+        for i, shape in enumerate(src.shapes)
+    ]
     valid = np.zeros(n, dtype=bool)
     skipped: list[Skipped] = []
-    graph = _Graph(default_cache_dir(req.cache_dir), net.name, backbone_digest)
+    graph = _Graph(default_cache_dir(req.cache_dir), src.name, backbone_digest)
     run: _Runner | None = None
     try:
         torch.set_num_threads(threads)
@@ -347,19 +405,26 @@ def _compute(
                 rows = pos.numpy()
                 for v, variant in enumerate(req.variants):
                     if variant == "hflip":
-                        f = run(torch.flip(x, dims=[3]))
+                        fs = run(torch.flip(x, dims=[3]))
                     elif ref is not None:  # the first images already went through torch
-                        f = np.concatenate([ref, run(x[len(ref) :])]) if len(x) > len(ref) else ref
+                        rest = run(x[len(ref[0]) :]) if len(x) > len(ref[0]) else None
+                        fs = (
+                            ref
+                            if rest is None
+                            else [np.concatenate(p) for p in zip(ref, rest, strict=True)]
+                        )
                     else:
-                        f = run(x)
-                    feats[v, rows] = f.astype(req.dtype)
+                        fs = run(x)
+                    for arr, f in zip(arrays, fs, strict=True):
+                        arr[v, rows] = f.reshape(len(rows), *arr.shape[2:]).astype(req.dtype)
                 valid[rows] = True
     finally:
         torch.set_num_threads(old_threads)
         backbone.to(memory_format=torch.channels_last if was_cl else torch.contiguous_format)
         backbone.train(was_training)
-    feats.flush()
-    del feats
+    for arr in arrays:
+        arr.flush()
+    del arrays
     np.save(out / "valid.npy", valid)
     return valid, skipped, run.name if run is not None else "none"
 
@@ -371,7 +436,16 @@ class FeatureBackendError(CvpipeError):
 class _Runner(Protocol):
     name: str
 
-    def __call__(self, x: torch.Tensor) -> np.ndarray: ...
+    def __call__(self, x: torch.Tensor) -> list[np.ndarray]: ...
+
+
+def _outputs(out: Any) -> list[torch.Tensor]:
+    """A module's output as a list of tensors (one tensor, a list/tuple, or a dict)."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        return list(out.values())
+    return list(out)
 
 
 # backbone -> ((weights digest, device), its folded inference copy)
@@ -381,7 +455,7 @@ _FOLDED: weakref.WeakKeyDictionary[nn.Module, tuple[tuple[str, str], nn.Module]]
 
 
 class _TorchRunner:
-    """The eager backbone: ``[B, 3, H, W]`` float32 → ``[B, D]`` float32 numpy."""
+    """The eager backbone: ``[B, 3, H, W]`` float32 → one float32 numpy array per output."""
 
     name = "torch"
 
@@ -416,15 +490,15 @@ class _TorchRunner:
         self.net = folded.module
         _FOLDED[self.backbone] = (key, folded.module)
 
-    def __call__(self, x: torch.Tensor) -> np.ndarray:
+    def __call__(self, x: torch.Tensor) -> list[np.ndarray]:
         self.prepare(x)
         assert self.net is not None
         x = x.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
         with torch.autocast(
             self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None
         ):
-            f = self.net(x)
-        return f.float().reshape(f.shape[0], -1).cpu().numpy()
+            out = _outputs(self.net(x))
+        return [f.float().cpu().numpy() for f in out]
 
 
 class _OrtRunner:
@@ -443,9 +517,9 @@ class _OrtRunner:
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
 
-    def __call__(self, x: torch.Tensor) -> np.ndarray:
-        out = self.session.run(None, {self.input: x.contiguous().numpy()})[0]
-        return np.asarray(out, dtype=np.float32).reshape(len(x), -1)
+    def __call__(self, x: torch.Tensor) -> list[np.ndarray]:
+        outs = self.session.run(None, {self.input: x.contiguous().numpy()})
+        return [np.asarray(o, dtype=np.float32) for o in outs]
 
 
 @dataclass(frozen=True)
@@ -472,8 +546,9 @@ class _Graph:
         key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
         return self.root / "onnx" / f"{key}.onnx"
 
-    def ensure(self, backbone: nn.Module, shape: Sequence[int]) -> Path:
+    def ensure(self, backbone: nn.Module, shape: Sequence[int], outputs: int = 1) -> Path:
         """Export ``backbone`` for ``[batch, *shape]`` inputs unless already cached."""
+        names = ["features"] + [f"features_{i}" for i in range(1, outputs)]
         path = self.path(shape)
         if path.is_file():
             return path
@@ -493,8 +568,8 @@ class _Graph:
                     (torch.zeros(1, *shape),),
                     tmp,
                     input_names=["input"],
-                    output_names=["features"],
-                    dynamic_axes={"input": {0: "batch"}, "features": {0: "batch"}},
+                    output_names=names,
+                    dynamic_axes={"input": {0: "batch"}, **{n: {0: "batch"} for n in names}},
                     opset_version=ONNX_OPSET,
                     dynamo=False,
                 )
@@ -509,7 +584,7 @@ class _Graph:
 def _pick_runner(
     req: FeatureRequest, device: torch.device, torch_run: _TorchRunner, graph: _Graph,
     x: torch.Tensor, passes: int, threads: int,
-) -> tuple[_Runner, np.ndarray | None]:  # fmt: skip
+) -> tuple[_Runner, list[np.ndarray] | None]:  # fmt: skip
     """Choose the backend on the first batch; returns it and torch features of ``x[:k]``."""
     if req.backend == "torch":
         return torch_run, None
@@ -537,10 +612,19 @@ def _pick_runner(
         )
         return torch_run, ref
     try:
-        ort_run = _OrtRunner(graph.ensure(torch_run.backbone, x.shape[1:]), threads)
+        ort_run = _OrtRunner(graph.ensure(torch_run.backbone, x.shape[1:], len(ref)), threads)
         got = ort_run(x[:k])
-        diff = float(np.abs(got - ref).max())
-        if got.shape != ref.shape or not np.allclose(got, ref, rtol=CHECK_TOL, atol=CHECK_TOL):
+        same = len(got) == len(ref) and all(
+            g.shape == r.shape for g, r in zip(got, ref, strict=True)
+        )
+        diff = (
+            max(float(np.abs(g - r).max()) for g, r in zip(got, ref, strict=True))
+            if same
+            else math.inf
+        )
+        if not same or not all(
+            np.allclose(g, r, rtol=CHECK_TOL, atol=CHECK_TOL) for g, r in zip(got, ref, strict=True)
+        ):
             raise FeatureBackendError(
                 f"ONNX Runtime features differ from PyTorch's by up to {diff:.2e} on the "
                 f"first {k} images (tolerance {CHECK_TOL:g})"

@@ -358,7 +358,7 @@ class _Run:
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         data = self._build_data(splits, net)
-        trained: nn.Module = net.head if data.cached else net
+        trained = self._trained_module(net, data)
         optimizer = build_optimizer(
             [p for p in trained.parameters() if p.requires_grad], self.config.optimizer
         )
@@ -389,6 +389,11 @@ class _Run:
         state.extra.update(net=net, feature_cache=data.cache_status)
         self.parts = (net, trained, model, optimizer, scheduler, scaler, data, meta)
         return self._epochs(state, start_epoch)
+
+    def _trained_module(self, net: Any, data: Any) -> nn.Module:
+        """What the optimizer trains: the head on cached features, else the whole net."""
+        trained: nn.Module = net.head if data.cached else net
+        return trained
 
     def _build_data(self, splits: Any, net: Any) -> Any:
         """The run's loaders (:class:`TrainData`; a task may return its own kind)."""

@@ -135,6 +135,7 @@ class Detector(nn.Module):
         self.weights_info: dict[str, Any] = {"source": "none"}
         self.degenerate_dropped = 0
         self._frozen_modules: list[str] = []
+        self._split: list[Any] = []  # [BackboneSplit | None] once asked
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -213,6 +214,26 @@ class Detector(nn.Module):
             "scores": det["scores"][keep],
             "labels": det["labels"][keep] - self.label_offset,
         }
+
+    # ------------------------------------------------------------------ backbone
+    def backbone_split(self) -> Any:
+        """The frozen-trunk / trainable-neck split of an SSD-family detector, or None
+        (a :class:`~cvpipe.models.detection_split.BackboneSplit`; see that module)."""
+        if not self._split:
+            from cvpipe.models.detection_split import extractor_split
+
+            backbone = getattr(self.model, "backbone", None)
+            fixed = getattr(getattr(self.model, "transform", None), "fixed_size", None)
+            ok = isinstance(backbone, nn.Module) and fixed is not None
+            self._split.append(extractor_split(backbone) if ok and backbone is not None else None)
+        return self._split[0]
+
+    def trunk_pattern(self) -> str | None:
+        """The :func:`freeze_backbone` pattern of the trunk (``freeze: frozen``), or None."""
+        split = self.backbone_split()
+        if split is None:
+            return None
+        return r"^model\.backbone\.(" + "|".join(re.escape(p) for p in split.prefixes) + ")"
 
     # ------------------------------------------------------------------ settings
     def set_postprocess(

@@ -50,7 +50,7 @@ class Folded:
 
 def _replacement(bn: nn.Module) -> nn.Module | None:
     """What stands in for a folded BatchNorm: nothing, or the activation it carries."""
-    if type(bn) is nn.BatchNorm2d:
+    if type(bn) is nn.BatchNorm2d or getattr(type(bn), "plain_in_eval", False):
         return nn.Identity()
     # timm's BatchNormAct2d: batch norm, then dropout and activation
     drop, act = getattr(bn, "drop", None), getattr(bn, "act", None)
@@ -111,6 +111,20 @@ def _fold_one(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
         conv.bias = nn.Parameter(b.to(conv.weight.dtype), requires_grad=False)
 
 
+def _tensors(out: Any) -> list[torch.Tensor] | None:
+    """A tensor output, or a list/tuple/dict of tensors, as a list; None otherwise."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    items = list(out.values()) if isinstance(out, dict) else out
+    if (
+        isinstance(items, list | tuple)
+        and items
+        and all(isinstance(t, torch.Tensor) for t in items)
+    ):
+        return list(items)
+    return None
+
+
 def fold_batchnorm(module: nn.Module, example: torch.Tensor) -> Folded:
     """An inference copy of ``module`` (in eval mode) with BatchNorms folded into convolutions.
 
@@ -125,8 +139,9 @@ def fold_batchnorm(module: nn.Module, example: torch.Tensor) -> Folded:
         return Folded(module, 0)
     if not any(isinstance(m, nn.BatchNorm2d) for m in module.modules()):
         return Folded(module, 0)
-    pairs, want = _pairs(module, example)
-    if not pairs or not isinstance(want, torch.Tensor):  # only tensor outputs are checked
+    pairs, out = _pairs(module, example)
+    want = _tensors(out)
+    if not pairs or want is None:  # only tensor outputs (or lists of them) are checked
         return Folded(module, 0)
     folded = copy.deepcopy(module)
     mods = dict(folded.named_modules())
@@ -140,10 +155,21 @@ def fold_batchnorm(module: nn.Module, example: torch.Tensor) -> Folded:
         replacement.train(False)
         setattr(mods[parent_name] if parent_name else folded, child, replacement)
     with torch.inference_mode():
-        got = folded(example)
-    diff = float((got.float() - want.float()).abs().max()) if want.numel() else 0.0
-    bound = TOLERANCE * max(1.0, float(want.float().abs().max()) if want.numel() else 1.0)
-    if got.shape != want.shape or not diff <= bound:
+        got = _tensors(folded(example)) or []
+    same = len(got) == len(want) and all(
+        g.shape == w.shape for g, w in zip(got, want, strict=False)
+    )
+    diff = max(
+        (
+            float((g.float() - w.float()).abs().max())
+            for g, w in zip(got, want, strict=False)
+            if w.numel()
+        ),
+        default=0.0,
+    )
+    peak = max((float(w.float().abs().max()) for w in want if w.numel()), default=1.0)
+    bound = TOLERANCE * max(1.0, peak)
+    if not same or not diff <= bound:
         log.debug("batch-norm folding left out: outputs differ by %.2e (> %.2e)", diff, bound)
         return Folded(module, 0, diff)
     return Folded(folded, len(pairs), diff)

@@ -70,6 +70,8 @@ class SafeBatchNorm2d(nn.BatchNorm2d):
     parameters and state_dict keys as ``nn.BatchNorm2d``.
     """
 
+    plain_in_eval = True  # in eval mode exactly nn.BatchNorm2d (cvpipe.models.fuse folds it)
+
     def forward(self, x: Tensor) -> Tensor:
         if self.training and x.shape[0] * x.shape[2] * x.shape[3] == 1:
             return F.batch_norm(
