@@ -132,8 +132,14 @@ class TrainConfig(Config):
         workers: DataLoader workers (None = min(4, CPUs)).
         val_fraction: share of each class carved from train when the dataset has no
             ``val_split`` records (seeded, recorded in dataset.lock).
-        feature_cache: ``auto`` (on with ``freeze: frozen``), ``on`` or ``off``.
+        feature_cache: ``auto`` (on with ``freeze: frozen``), ``on`` or ``off``. With
+            ``freeze: last-n``, ``on`` caches the frozen stem's activations at the cut
+            and fine-tunes the last ``last_n`` stages from them
+            (:mod:`cvpipe.models.cut`); ``auto`` trains last-n from images.
         feature_cache_dir: default ``$CVPIPE_HOME/features`` (~/.cache/cvpipe/features).
+        feature_cache_max_mb: size budget of a ``last-n`` activation cache (train + val,
+            all variants, storage dtype); above it the run trains from images instead
+            (logged with the size).
         feature_backend: what runs the frozen backbone for the feature cache: ``auto``
             (ONNX Runtime on CPU when it pays off and matches PyTorch, else PyTorch),
             ``torch`` or ``onnxruntime`` (CPU only).
@@ -177,6 +183,7 @@ class TrainConfig(Config):
     feature_cache: Literal["auto", "on", "off"] = "auto"
     feature_cache_dir: str | None = None
     feature_cache_dtype: Literal["float16", "float32"] = "float16"
+    feature_cache_max_mb: float = Field(default=4096.0, gt=0)
     feature_backend: Literal["auto", "torch", "onnxruntime"] = "auto"
     pack: str | None = None
     on_error: OnError = "skip"
@@ -206,12 +213,19 @@ class TrainConfig(Config):
             raise ValueError(
                 f"scheduler.milestones {self.scheduler.milestones} must be epochs in 1..{self.epochs}"
             )
-        if self.feature_cache == "on" and self.freeze != "frozen":
+        if self.feature_cache == "on" and self.freeze == "full":
             raise ValueError(
-                "feature_cache: on needs freeze: frozen (only a frozen backbone's features can be cached)"
+                "feature_cache: on needs freeze: frozen or last-n (a fully trained backbone "
+                "has no fixed part to cache)"
             )
         return self
 
     @property
     def use_feature_cache(self) -> bool:
+        """Train the head on cached pooled features of the frozen backbone."""
         return self.freeze == "frozen" and self.feature_cache != "off"
+
+    @property
+    def use_activation_cache(self) -> bool:
+        """Fine-tune the last stages from cached activations of the frozen stem."""
+        return self.freeze == "last-n" and self.feature_cache == "on"

@@ -144,6 +144,36 @@ class FeatureRequest:
     threads: int | None = None
 
 
+@dataclass(frozen=True)
+class FeatureSource:
+    """What the cache runs once per image, and what keys its entries.
+
+    Attributes:
+        module: images ``[N, 3, H, W]`` → ``[N, *shape]`` (a frozen backbone, or the frozen
+            stem of a ``last-n`` cut, :func:`cvpipe.models.cut.cut_backbone`).
+        name: model name in the key (a stem: ``"<model>[:<stages>]"``).
+        preprocess: the eval preprocessing the images get.
+        shape: per-image output shape: ``(D,)`` pooled features or ``(C, h, w)`` activations.
+    """
+
+    module: nn.Module
+    name: str
+    preprocess: Any
+    shape: tuple[int, ...]
+
+    @property
+    def dim(self) -> int:
+        """Values stored per image and variant."""
+        return int(math.prod(self.shape))
+
+    @classmethod
+    def of(cls, net: Any) -> FeatureSource:
+        """A classifier's pooled backbone features (``net`` may already be a source)."""
+        if isinstance(net, FeatureSource):
+            return net
+        return cls(net.backbone, net.name, net.preprocess, (int(net.feature_dim),))
+
+
 @dataclass
 class FeatureSet:
     """Cached features of ``records``.
@@ -190,7 +220,9 @@ def cached_features(
 
     Args:
         net: a :class:`~cvpipe.models.classification.ClassifierNet` (its ``backbone``,
-            ``feature_dim``, ``preprocess`` and ``name`` are used).
+            ``feature_dim``, ``preprocess`` and ``name`` are used), or a
+            :class:`FeatureSource` (e.g. the frozen stem of a ``last-n`` cut, whose
+            activations are stored flattened: ``features[v, i].reshape(source.shape)``).
         dataset: the dataset the records belong to.
         records: records in the order rows should have.
         req: :class:`FeatureRequest`.
@@ -203,7 +235,8 @@ def cached_features(
         raise FeatureBackendError(
             f"unknown feature backend {req.backend!r}; valid: {', '.join(BACKENDS)}"
         )
-    digest = state_digest(net.backbone)
+    net = FeatureSource.of(net)
+    digest = state_digest(net.module)
     key = feature_key(net.name, digest, net.preprocess.to_json(), records_digest(records), req)
     final = root / key
     if (final / "meta.json").is_file():
@@ -231,7 +264,8 @@ def cached_features(
                 "variants": list(req.variants),
                 "dtype": req.dtype,
                 "backend": backend,
-                "feature_dim": int(net.feature_dim),
+                "feature_dim": net.dim,
+                "shape": list(net.shape),
                 "preprocess": net.preprocess.to_json(),
                 "skipped": [
                     {"record_id": s.record_id, "file": s.file, "kind": s.kind, "message": s.message}
@@ -288,7 +322,7 @@ def feature_threads(
 
 @torch.inference_mode()
 def _compute(
-    net: Any,
+    net: FeatureSource,
     dataset: Dataset,
     records: Sequence[Record],
     req: FeatureRequest,
@@ -297,7 +331,7 @@ def _compute(
 ) -> tuple[np.ndarray, list[Skipped], str]:
     device = torch.device(req.device)
     workers, threads = feature_threads(req.workers, device, req.threads)
-    backbone = net.backbone
+    backbone = net.module
     was_training, was_cl = backbone.training, _is_channels_last(backbone)
     old_threads = torch.get_num_threads()
     backbone.eval()
@@ -317,7 +351,7 @@ def _compute(
         collate_fn=_collate_with_pos,
         pin_memory=device.type == "cuda",
     )
-    n, dim = len(records), int(net.feature_dim)
+    n, dim = len(records), net.dim
     feats = np.lib.format.open_memmap(
         out / "features.npy",
         mode="w+",
@@ -589,7 +623,7 @@ def _collate_with_pos(batch: list[Any]) -> tuple[torch.Tensor, torch.Tensor, lis
 
 
 class FeatureLoader:
-    """Batches of cached features: ``(features [B, D] float32, targets [B], [])``.
+    """Batches of cached features: ``(features [B, *shape] float32, targets [B], [])``.
 
     Args:
         features: ``[V, N, D]`` cached features.
@@ -599,6 +633,11 @@ class FeatureLoader:
             sample's seed picks its variant (so flips are random per epoch, reproducibly).
         batch_size: rows per batch.
         variant: force this variant (validation uses 0, the unflipped image).
+        shape: per-image shape the rows are reshaped to (default ``(D,)``); activations
+            of a ``last-n`` stem are ``(C, h, w)``.
+        in_memory: copy the rows into RAM (pooled features: small); False reads each
+            batch from the memory-mapped file (activations: the page cache keeps the hot
+            part, and a batch is converted to float32 only when it is used).
     """
 
     def __init__(
@@ -609,12 +648,14 @@ class FeatureLoader:
         sampler: EpochSampler,
         batch_size: int,
         variant: int | None = None,
+        shape: tuple[int, ...] | None = None,
+        in_memory: bool = True,
     ) -> None:
-        self.features = torch.from_numpy(
-            np.array(features, dtype=np.float32)
-        )  # a private, writable copy in RAM
+        # a private, writable copy in RAM (storage dtype), or the memory-mapped file
+        self.features = np.array(features) if in_memory else features
+        self.shape = tuple(shape) if shape is not None else (int(features.shape[-1]),)
         self.targets = torch.as_tensor(list(targets), dtype=torch.long)
-        self.positions = torch.as_tensor(list(positions), dtype=torch.long)
+        self.positions = np.asarray(list(positions), dtype=np.int64)
         self.sampler = sampler
         self.batch_size = batch_size
         self.variant = variant
@@ -627,9 +668,10 @@ class FeatureLoader:
         nv = self.features.shape[0]
         for start in range(0, len(pairs), self.batch_size):
             chunk = pairs[start : start + self.batch_size]
-            rows = self.positions[torch.as_tensor([i for i, _ in chunk], dtype=torch.long)]
+            rows = self.positions[[i for i, _ in chunk]]
             if self.variant is not None:
-                var = torch.full((len(chunk),), self.variant, dtype=torch.long)
+                var = np.full(len(chunk), self.variant, dtype=np.int64)
             else:
-                var = torch.as_tensor([s % nv for _, s in chunk], dtype=torch.long)
-            yield self.features[var, rows], self.targets[rows], []
+                var = np.asarray([s % nv for _, s in chunk], dtype=np.int64)
+            x = torch.from_numpy(np.asarray(self.features[var, rows], dtype=np.float32))
+            yield x.reshape(len(chunk), *self.shape), self.targets[torch.from_numpy(rows)], []

@@ -350,7 +350,7 @@ class _Run:
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         data = self._build_data(splits, net)
-        trained: nn.Module = net.head if data.cached else net
+        trained: nn.Module = data.model if data.model is not None else net
         optimizer = build_optimizer(
             [p for p in trained.parameters() if p.requires_grad], self.config.optimizer
         )
@@ -429,8 +429,8 @@ class _Run:
     def _epochs(self, state: TrainState, start_epoch: int) -> RunResult:
         net, trained, model, optimizer, scheduler, scaler, data, meta = self.parts
         ctx = StepContext(
-            self.device, data.criterion, self.amp_dtype, self.channels_last and not data.cached
-        )
+            self.device, data.criterion, self.amp_dtype, self.channels_last
+        )  # only 4-D inputs (images, cached activations) change layout
         eval_ctx = StepContext(
             self.device, nn.CrossEntropyLoss(), self.amp_dtype, ctx.channels_last
         )
