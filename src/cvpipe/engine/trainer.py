@@ -8,7 +8,9 @@ step and data pipeline later without touching this flow:
    write ``config.yaml`` + ``dataset.lock``;
 2. build the model (:func:`cvpipe.models.classification.create_classifier`), freeze it;
 3. with ``freeze: frozen`` and the feature cache on, train the head on cached backbone
-   features (:mod:`cvpipe.engine.features`), else on images;
+   features (:mod:`cvpipe.engine.features`); with ``freeze: last-n`` and
+   ``feature_cache: on``, train the last stages + head on cached activations of the
+   frozen stem (:mod:`cvpipe.engine.cached_data`); else on images;
 4. each epoch: train, validate, write the epoch row, save ``last.pt`` (and ``best.pt`` on
    the monitored metric) atomically, update ``model_card.json``, run callbacks, stop early
    when patience runs out.

@@ -80,9 +80,10 @@ def _ops(backbone: nn.Module) -> list[tuple[str, nn.Module]] | None:
             ops.append(("", nn.Dropout(float(b.drop_rate))))
         return ops
     if kind in ("MobileNetV2", "EfficientNet") and hasattr(backbone, "features"):  # torchvision
-        if not isinstance(getattr(backbone, "classifier", None), nn.Identity):
+        tv: Any = backbone
+        if not isinstance(getattr(tv, "classifier", None), nn.Identity):
             return None
-        return [(f"features.{i}", m) for i, m in enumerate(backbone.features)] + [("", pool)]
+        return [(f"features.{i}", m) for i, m in enumerate(tv.features)] + [("", pool)]
     if kind == "MobileNetV3" and hasattr(backbone, "features"):  # torchvision, pre-logits kept
         feats: Any = backbone.features
         ops = [(f"features.{i}", m) for i, m in enumerate(feats)]
