@@ -129,6 +129,27 @@ def test_over_budget_or_uncuttable_trains_from_images(tmp_path: Path, caplog) ->
     assert "no stem/tail cut known" in caplog.text
 
 
+def test_auto_caches_last_n_only_when_the_augmentation_is_cacheable(tmp_path: Path, caplog) -> None:
+    assert cfg(tmp_path, feature_cache="auto").use_activation_cache  # centre crop + flip
+    assert not cfg(
+        tmp_path, feature_cache="auto", **{"augment.crop": "random"}
+    ).use_activation_cache
+    assert not cfg(tmp_path, feature_cache="off").use_activation_cache
+    assert not cfg(tmp_path, feature_cache="auto", freeze="full").use_activation_cache
+    ds = make_dataset(tmp_path / "ds", classes=2, per_class=4, splits={"train": 3, "val": 1})
+    caplog.set_level(logging.INFO, logger="cvpipe")
+    res = train(ds, tmp_path / "auto", cfg(tmp_path, epochs=1, feature_cache="auto"))
+    assert (
+        res.feature_cache == "miss" and "activation cache: tf_efficientnet_lite0[:7]" in caplog.text
+    )
+    # asked for explicitly, random crops are dropped with a warning (as with frozen), and
+    # the entries of the centre-crop run serve it
+    caplog.clear()
+    res = train(ds, tmp_path / "on", cfg(tmp_path, epochs=1, **{"augment.crop": "random"}))
+    assert res.feature_cache == "hit"
+    assert "activation cache: random crops" in caplog.text
+
+
 def test_feature_cache_on_still_refuses_full_fine_tuning(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="needs freeze: frozen or last-n"):
         cfg(tmp_path, freeze="full")

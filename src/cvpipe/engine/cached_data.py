@@ -5,7 +5,8 @@ Two kinds of run train on what a fixed part of the network computed once per ima
 
 - ``freeze: frozen`` (feature cache ``auto``/``on``): the whole backbone is fixed; the
   head trains on its pooled features ``[D]`` (:func:`feature_data`).
-- ``freeze: last-n`` with ``feature_cache: on``: the backbone is cut before its last
+- ``freeze: last-n`` with ``feature_cache: on`` (or ``auto`` with cacheable
+  augmentation, the default): the backbone is cut before its last
   ``last_n`` stages (:func:`cvpipe.models.cut.cut_backbone`); the frozen stem's
   activations ``[C, h, w]`` are cached (fp16 by default, memory-mapped) and the last
   stages + head train on them (:func:`activation_data`). The tail's BatchNorms see the
@@ -90,8 +91,9 @@ def activation_data(ctx: CacheContext, net: Any) -> TrainData | None:
     config = ctx.config
     try:
         cut = cut_backbone(net, config.last_n)
-    except CutError as exc:
-        log.warning("activation cache not used, training last-n from images: %s", exc)
+    except CutError as exc:  # asked for: a warning; by default (auto): for the record
+        level = logging.WARNING if config.feature_cache == "on" else logging.INFO
+        log.log(level, "activation cache not used, training last-n from images: %s", exc)
         return None
     source = FeatureSource(cut.stem, cut.name, net.preprocess, cut.shape)
     variants = _variants(config, "activation cache")

@@ -135,7 +135,8 @@ class TrainConfig(Config):
         feature_cache: ``auto`` (on with ``freeze: frozen``), ``on`` or ``off``. With
             ``freeze: last-n``, ``on`` caches the frozen stem's activations at the cut
             and fine-tunes the last ``last_n`` stages from them
-            (:mod:`cvpipe.models.cut`); ``auto`` trains last-n from images.
+            (:mod:`cvpipe.models.cut`); ``auto`` does so when every augmentation is
+            cacheable (centre crop, optional flip: the default), else trains from images.
         feature_cache_dir: default ``$CVPIPE_HOME/features`` (~/.cache/cvpipe/features).
         feature_cache_max_mb: size budget of a ``last-n`` activation cache (train + val,
             all variants, storage dtype); above it the run trains from images instead
@@ -227,5 +228,9 @@ class TrainConfig(Config):
 
     @property
     def use_activation_cache(self) -> bool:
-        """Fine-tune the last stages from cached activations of the frozen stem."""
-        return self.freeze == "last-n" and self.feature_cache == "on"
+        """Fine-tune the last stages from cached activations of the frozen stem: with
+        ``feature_cache: on``, or ``auto`` when every augmentation is cacheable (then the
+        cache changes the speed, not what is trained)."""
+        if self.freeze != "last-n" or self.feature_cache == "off":
+            return False
+        return self.feature_cache == "on" or self.augment.cacheable
