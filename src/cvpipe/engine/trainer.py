@@ -352,7 +352,8 @@ class _Run:
         if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         data = self._build_data(splits, net)
-        trained: nn.Module = data.model if data.model is not None else net
+        cached_model = getattr(data, "model", None)  # TrainData: head, or tail + head
+        trained: nn.Module = cached_model if cached_model is not None else net
         optimizer = build_optimizer(
             [p for p in trained.parameters() if p.requires_grad], self.config.optimizer
         )
@@ -431,8 +432,12 @@ class _Run:
     def _epochs(self, state: TrainState, start_epoch: int) -> RunResult:
         net, trained, model, optimizer, scheduler, scaler, data, meta = self.parts
         ctx = StepContext(
-            self.device, data.criterion, self.amp_dtype, self.channels_last
-        )  # only 4-D inputs (images, cached activations) change layout
+            self.device,
+            data.criterion,
+            self.amp_dtype,
+            # images, and the cached activations of a last-n stem, are 4-D; pooled features not
+            self.channels_last and (not data.cached or self.config.freeze == "last-n"),
+        )
         eval_ctx = StepContext(
             self.device, nn.CrossEntropyLoss(), self.amp_dtype, ctx.channels_last
         )
