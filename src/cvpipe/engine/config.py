@@ -144,8 +144,15 @@ class TrainConfig(Config):
         val_fraction: share of each class carved from train when the dataset has no
             ``val_split`` records (seeded, recorded in dataset.lock).
         feature_cache: ``auto`` (on with ``freeze: frozen``), ``on`` or ``off`` (for
-            classifiers: backbone features; for detectors: the trunk's feature maps).
+            classifiers: backbone features; for detectors: the trunk's feature maps). With
+            ``freeze: last-n``, ``on`` caches the frozen stem's activations at the cut
+            and fine-tunes the last ``last_n`` stages from them
+            (:mod:`cvpipe.models.cut`); ``auto`` does so when every augmentation is
+            cacheable (centre crop, optional flip: the default), else trains from images.
         feature_cache_dir: default ``$CVPIPE_HOME/features`` (~/.cache/cvpipe/features).
+        feature_cache_max_mb: size budget of a ``last-n`` activation cache (train + val,
+            all variants, storage dtype); above it the run trains from images instead
+            (logged with the size).
         feature_backend: what runs the frozen backbone for the feature cache: ``auto``
             (ONNX Runtime on CPU when it pays off and matches PyTorch, else PyTorch),
             ``torch`` or ``onnxruntime`` (CPU only).
@@ -191,6 +198,7 @@ class TrainConfig(Config):
     feature_cache: Literal["auto", "on", "off"] = "auto"
     feature_cache_dir: str | None = None
     feature_cache_dtype: Literal["float16", "float32"] = "float16"
+    feature_cache_max_mb: float = Field(default=4096.0, gt=0)
     feature_backend: Literal["auto", "torch", "onnxruntime"] = "auto"
     pack: str | None = None
     on_error: OnError = "skip"
@@ -221,9 +229,10 @@ class TrainConfig(Config):
             raise ValueError(
                 f"scheduler.milestones {self.scheduler.milestones} must be epochs in 1..{self.epochs}"
             )
-        if self.feature_cache == "on" and self.freeze != "frozen":
+        if self.feature_cache == "on" and self.freeze == "full":
             raise ValueError(
-                "feature_cache: on needs freeze: frozen (only a frozen backbone's features can be cached)"
+                "feature_cache: on needs freeze: frozen or last-n (a fully trained backbone "
+                "has no fixed part to cache)"
             )
         return self
 
@@ -238,4 +247,14 @@ class TrainConfig(Config):
 
     @property
     def use_feature_cache(self) -> bool:
+        """Train the head on cached pooled features of the frozen backbone."""
         return self.freeze == "frozen" and self.feature_cache != "off"
+
+    @property
+    def use_activation_cache(self) -> bool:
+        """Fine-tune the last stages from cached activations of the frozen stem: with
+        ``feature_cache: on``, or ``auto`` when every augmentation is cacheable (then the
+        cache changes the speed, not what is trained)."""
+        if self.freeze != "last-n" or self.feature_cache == "off":
+            return False
+        return self.feature_cache == "on" or self.augment.cacheable

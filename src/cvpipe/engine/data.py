@@ -8,7 +8,6 @@ backbone and the feature cache on, loaders over cached backbone features.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -31,7 +30,6 @@ from cvpipe.data.manifest import Dataset, Record
 from cvpipe.data.transforms import draft_size, eval_transform, train_transform
 from cvpipe.engine import distributed as D
 from cvpipe.engine.config import TrainConfig
-from cvpipe.engine.features import FeatureLoader, FeatureRequest, cached_features
 from cvpipe.errors import ConfigError, DatasetError
 
 log = logging.getLogger(__name__)
@@ -129,8 +127,11 @@ class TrainData:
         train_loader / val_loader: yield ``(inputs, targets, skipped)`` batches.
         train_sampler: the :class:`EpochSampler` of the training loader.
         criterion: the training loss (class weights, label smoothing).
-        cached: True when inputs are cached backbone features (train the head only).
+        cached: True when inputs come from the feature cache (pooled features, or
+            activations of a ``last-n`` stem; :mod:`cvpipe.engine.cached_data`).
         cache_status: ``hit`` / ``miss`` / None.
+        model: with cached inputs, the module they go through (the head, or the
+            trainable tail + head); None: the whole network.
     """
 
     train_loader: Any
@@ -139,6 +140,7 @@ class TrainData:
     criterion: nn.Module
     cached: bool
     cache_status: str | None = None
+    model: nn.Module | None = None
 
     def set_epoch(self, epoch: int) -> None:
         self.train_sampler.set_epoch(epoch)
@@ -247,7 +249,7 @@ def build_data(
     amp_dtype: torch.dtype | None,
     report_skipped: Callable[[list[Any]], None],
 ) -> TrainData:
-    """Loaders over images, or over cached features when the backbone is frozen."""
+    """Loaders over images, or over cached features / activations (frozen, last-n)."""
     pack = None
     if config.pack:
         from cvpipe.data.pack import PackReader
@@ -263,20 +265,17 @@ def build_data(
     criterion = nn.CrossEntropyLoss(
         weight=_class_weights(ds, config, targets), label_smoothing=config.label_smoothing
     ).to(device)
-    if config.use_feature_cache:
-        return _feature_data(
-            ds,
-            splits,
-            net,
-            config,
-            device,
-            dctx,
-            amp_dtype,
-            report_skipped,
-            pack,
-            workers,
-            criterion,
+    if config.use_feature_cache or config.use_activation_cache:
+        from cvpipe.engine.cached_data import CacheContext, activation_data, feature_data
+
+        ctx = CacheContext(
+            ds, splits, config, device, dctx, amp_dtype, report_skipped, pack, workers, criterion
         )
+        if config.use_feature_cache:
+            return feature_data(ctx, net)
+        cached = activation_data(ctx, net)
+        if cached is not None:
+            return cached
     bs = _per_rank_batch(config, dctx)
     pre = net.preprocess
     draft = draft_size(pre, config.augment)
@@ -324,53 +323,3 @@ def build_data(
         **common,
     )
     return TrainData(train_loader, val_loader, sampler, criterion, cached=False)
-
-
-def _feature_data(
-    ds: Dataset, splits: Splits, net: Any, config: TrainConfig, device: torch.device, dctx: D.DistContext,
-    amp_dtype: torch.dtype | None, report_skipped: Callable[[list[Any]], None], pack: Any, workers: int, criterion: nn.Module,
-) -> TrainData:  # fmt: skip
-    aug = config.augment
-    if not aug.cacheable:
-        log.warning(
-            "feature cache: random crops, colour jitter and TrivialAugment cannot be cached and are not applied; "
-            "only the base image%s is used (set feature_cache: off to train with them)",
-            " and its horizontal flip" if aug.hflip else "",
-        )
-    variants = ("base", "hflip") if aug.hflip else ("base",)
-    req = FeatureRequest(
-        variants=variants, dtype=config.feature_cache_dtype, cache_dir=config.feature_cache_dir,
-        batch_size=max(config.batch_size, 64), workers=workers, device=str(device), amp_dtype=amp_dtype,
-        draft=draft_size(net.preprocess), pack=pack, backend=config.feature_backend,
-    )  # fmt: skip
-    sets = {}
-    for first in (True, False):  # rank 0 computes, the others then read the cache
-        if first == dctx.is_main:
-            sets["train"] = cached_features(net, ds, splits.train, req)
-            sets["val"] = cached_features(
-                net, ds, splits.val, dataclasses.replace(req, variants=("base",))
-            )
-        D.barrier()
-    for fs in sets.values():
-        report_skipped(fs.skipped)
-    status = "hit" if all(fs.status == "hit" for fs in sets.values()) else "miss"
-    tr, va = sets["train"], sets["val"]
-    pos_tr, pos_va = np.flatnonzero(tr.valid).tolist(), np.flatnonzero(va.valid).tolist()
-    if not pos_tr or not pos_va:
-        raise DatasetError(
-            f"{ds.root}: no readable images in the train or val split; run 'cvpipe validate'"
-        )
-    all_targets = [ds.class_index(r) for r in splits.train]
-    targets = [all_targets[i] for i in pos_tr]
-    sampler = _sampler(config, targets, len(ds.classes), dctx)
-    bs = _per_rank_batch(config, dctx)
-    train_loader = FeatureLoader(tr.features, all_targets, pos_tr, sampler, bs)
-    val_sampler = EpochSampler(
-        len(pos_va), shuffle=False, num_replicas=dctx.world_size, rank=dctx.rank, pad=False
-    )
-    val_targets = [ds.class_index(r) for r in splits.val]
-    val_loader = FeatureLoader(
-        va.features, val_targets, pos_va, val_sampler, max(bs, 256), variant=0
-    )
-    log.info("feature cache %s: %s", status, tr.path)
-    return TrainData(train_loader, val_loader, sampler, criterion, cached=True, cache_status=status)

@@ -247,7 +247,8 @@ def cached_features(
     Args:
         net: a :class:`~cvpipe.models.classification.ClassifierNet` (its ``backbone``,
             ``feature_dim``, ``preprocess`` and ``name`` are used) or a
-            :class:`FeatureSource`.
+            :class:`FeatureSource` (a detector's trunk maps, or the frozen stem of a
+            ``last-n`` cut, :func:`cvpipe.models.cut.cut_backbone`).
         dataset: the dataset the records belong to.
         records: records in the order rows should have.
         req: :class:`FeatureRequest`.
@@ -675,7 +676,7 @@ def _collate_with_pos(batch: list[Any]) -> tuple[torch.Tensor, torch.Tensor, lis
 
 
 class FeatureLoader:
-    """Batches of cached features: ``(features [B, D] float32, targets [B], [])``.
+    """Batches of cached features: ``(features [B, *shape] float32, targets [B], [])``.
 
     Args:
         features: ``[V, N, D]`` cached features.
@@ -685,6 +686,11 @@ class FeatureLoader:
             sample's seed picks its variant (so flips are random per epoch, reproducibly).
         batch_size: rows per batch.
         variant: force this variant (validation uses 0, the unflipped image).
+        shape: per-image shape the rows are reshaped to (default ``(D,)``); activations
+            of a ``last-n`` stem are ``(C, h, w)``.
+        in_memory: copy the rows into RAM (pooled features: small); False reads each
+            batch from the memory-mapped file (activations: the page cache keeps the hot
+            part, and a batch is converted to float32 only when it is used).
     """
 
     def __init__(
@@ -695,12 +701,14 @@ class FeatureLoader:
         sampler: EpochSampler,
         batch_size: int,
         variant: int | None = None,
+        shape: tuple[int, ...] | None = None,
+        in_memory: bool = True,
     ) -> None:
-        self.features = torch.from_numpy(
-            np.array(features, dtype=np.float32)
-        )  # a private, writable copy in RAM
+        # a private, writable copy in RAM (storage dtype), or the memory-mapped file
+        self.features = np.array(features) if in_memory else features
+        self.shape = tuple(shape) if shape is not None else (int(features.shape[-1]),)
         self.targets = torch.as_tensor(list(targets), dtype=torch.long)
-        self.positions = torch.as_tensor(list(positions), dtype=torch.long)
+        self.positions = np.asarray(list(positions), dtype=np.int64)
         self.sampler = sampler
         self.batch_size = batch_size
         self.variant = variant
@@ -713,9 +721,10 @@ class FeatureLoader:
         nv = self.features.shape[0]
         for start in range(0, len(pairs), self.batch_size):
             chunk = pairs[start : start + self.batch_size]
-            rows = self.positions[torch.as_tensor([i for i, _ in chunk], dtype=torch.long)]
+            rows = self.positions[[i for i, _ in chunk]]
             if self.variant is not None:
-                var = torch.full((len(chunk),), self.variant, dtype=torch.long)
+                var = np.full(len(chunk), self.variant, dtype=np.int64)
             else:
-                var = torch.as_tensor([s % nv for _, s in chunk], dtype=torch.long)
-            yield self.features[var, rows], self.targets[rows], []
+                var = np.asarray([s % nv for _, s in chunk], dtype=np.int64)
+            x = torch.from_numpy(np.asarray(self.features[var, rows], dtype=np.float32))
+            yield x.reshape(len(chunk), *self.shape), self.targets[torch.from_numpy(rows)], []

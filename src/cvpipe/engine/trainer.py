@@ -8,7 +8,9 @@ step and data pipeline later without touching this flow:
    write ``config.yaml`` + ``dataset.lock``;
 2. build the model (:func:`cvpipe.models.classification.create_classifier`), freeze it;
 3. with ``freeze: frozen`` and the feature cache on, train the head on cached backbone
-   features (:mod:`cvpipe.engine.features`), else on images;
+   features (:mod:`cvpipe.engine.features`); with ``freeze: last-n`` and
+   ``feature_cache: on``, train the last stages + head on cached activations of the
+   frozen stem (:mod:`cvpipe.engine.cached_data`); else on images;
 4. each epoch: train, validate, write the epoch row, save ``last.pt`` (and ``best.pt`` on
    the monitored metric) atomically, update ``model_card.json``, run callbacks, stop early
    when patience runs out.
@@ -391,8 +393,10 @@ class _Run:
         return self._epochs(state, start_epoch)
 
     def _trained_module(self, net: Any, data: Any) -> nn.Module:
-        """What the optimizer trains: the head on cached features, else the whole net."""
-        trained: nn.Module = net.head if data.cached else net
+        """What the optimizer trains: the cached path's model (head, or tail + head of a
+        ``last-n`` cut), else the whole net."""
+        cached_model = getattr(data, "model", None)
+        trained: nn.Module = cached_model if cached_model is not None else net
         return trained
 
     def _build_data(self, splits: Any, net: Any) -> Any:
@@ -443,7 +447,11 @@ class _Run:
     def _epochs(self, state: TrainState, start_epoch: int) -> RunResult:
         net, trained, model, optimizer, scheduler, scaler, data, meta = self.parts
         ctx = StepContext(
-            self.device, data.criterion, self.amp_dtype, self.channels_last and not data.cached
+            self.device,
+            data.criterion,
+            self.amp_dtype,
+            # images, and the cached activations of a last-n stem, are 4-D; pooled features not
+            self.channels_last and (not data.cached or self.config.freeze == "last-n"),
         )
         eval_ctx = StepContext(
             self.device, nn.CrossEntropyLoss(), self.amp_dtype, ctx.channels_last
