@@ -95,12 +95,18 @@ def test_flip_variant_is_the_stem_of_the_mirrored_image(tmp_path: Path) -> None:
     torch.manual_seed(0)
     net = create_classifier(MODEL, num_classes=2, input_size=48, freeze="last-n", last_n=3)
     cut = cut_backbone(net, 3)
-    source = F.FeatureSource(cut.stem, cut.name, net.preprocess, cut.shape)
+    source = F.FeatureSource(
+        cut.name,
+        cut.stem,
+        net.preprocess.eval_transform(),
+        net.preprocess.to_json(),
+        (tuple(cut.shape),),
+    )
     req = F.FeatureRequest(
         variants=("base", "hflip"), dtype="float16", cache_dir=tmp_path / "fc", backend="torch"
     )
     fs = F.cached_features(source, ds, ds.records, req)
-    assert fs.features.shape == (2, len(ds.records), int(np.prod(cut.shape)))
+    assert fs.features.shape == (2, len(ds.records), *cut.shape)
     images = torch.stack(
         [x for x, _ in ImageDataset(ds, ds.records, net.preprocess.eval_transform())]
     )
@@ -114,7 +120,7 @@ def test_flip_variant_is_the_stem_of_the_mirrored_image(tmp_path: Path) -> None:
     # the stem of a mirrored image is not the mirrored activation (padding is one-sided)
     assert not torch.allclose(flipped, torch.flip(base, dims=[3]), atol=2e-3 * scale)
     meta = json.loads((fs.path / "meta.json").read_text())
-    assert meta["shape"] == list(cut.shape) and meta["model"] == cut.name
+    assert meta["shapes"] == [list(cut.shape)] and meta["model"] == cut.name
 
 
 def test_over_budget_or_uncuttable_trains_from_images(tmp_path: Path, caplog) -> None:
