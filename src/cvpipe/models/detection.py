@@ -55,6 +55,7 @@ from torch import Tensor, nn
 
 from cvpipe.errors import CheckpointError, ConfigError, DatasetError, WeightsNotFoundError
 from cvpipe.models import ssd_backbones as ssd
+from cvpipe.models.ssd300_mnv2 import build_ssd300_mnv2
 from cvpipe.models.ssd_backbones import BuildArgs, load_state_into
 from cvpipe.registry import Registry
 
@@ -439,6 +440,8 @@ for _spec in (
     DetectorSpec("ssdlite320_mobilenet_v2_fpnlite", "ssdlite", "mobilenet_v2", 320, False,
                  ssd.build_ssdlite_mnv2_fpnlite,
                  "seed 004: SSDLite head over an FPN-lite (P3-P7) on MobileNetV2"),
+    DetectorSpec("ssd300_mobilenet_v2", "ssd", "mobilenet_v2", 300, False, build_ssd300_mnv2,
+                 "TF ssd_mobilenet_v2_coco layer for layer (weights: coco, converted offline)"),
 ):
     _register(_spec)
 # fmt: on
