@@ -124,8 +124,11 @@ class DetectionRun(_Run):
             )
         torch.manual_seed(self.config.seed)
         d = self.config.detector
+        # weights: coco starts the whole detector from COCO (the backbone weights otherwise)
+        coco = str(self.config.weights).lower() == "coco"
         det = create_detector(
-            name, num_classes=len(self.ds.classes), weights=d.weights, backbone_weights=self.config.weights,
+            name, num_classes=len(self.ds.classes), weights="coco" if coco else d.weights,
+            backbone_weights=None if coco else self.config.weights, classes=self.ds.classes,
             input_size=self.config.input_size, score_thresh=d.score_thresh, nms_iou=d.nms_iou,
             detections_per_img=d.detections_per_img, classification_weight=d.classification_weight,
             localization_weight=d.localization_weight,

@@ -78,6 +78,9 @@ class DetectorSpec:
     fixed_input: bool
     build: Callable[[BuildArgs], nn.Module]
     description: str = ""
+    # weights="coco": starts a built Detector for the dataset's class names (None: no
+    # offline COCO weights for this detector).
+    coco: Callable[[Detector, Sequence[str] | None], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -426,6 +429,12 @@ for _name, _family, _backbone, _frozen in (
         )
     )  # fmt: skip
 
+def _coco_ssd300_mnv2(det: Detector, classes: Sequence[str] | None) -> Any:
+    from cvpipe.models.coco_ssd import load_coco_weights
+
+    return load_coco_weights(det, classes)
+
+
 # fmt: off
 for _spec in (
     DetectorSpec("ssd300_vgg16", "ssd", "vgg16", 300, True, ssd.build_ssd300_vgg16,
@@ -441,7 +450,8 @@ for _spec in (
                  ssd.build_ssdlite_mnv2_fpnlite,
                  "seed 004: SSDLite head over an FPN-lite (P3-P7) on MobileNetV2"),
     DetectorSpec("ssd300_mobilenet_v2", "ssd", "mobilenet_v2", 300, False, build_ssd300_mnv2,
-                 "TF ssd_mobilenet_v2_coco layer for layer (weights: coco, converted offline)"),
+                 "TF ssd_mobilenet_v2_coco layer for layer (weights: coco, converted offline)",
+                 coco=_coco_ssd300_mnv2),
 ):
     _register(_spec)
 # fmt: on
@@ -460,6 +470,7 @@ def create_detector(
     detections_per_img: int = 100,
     classification_weight: float = 1.0,
     localization_weight: float = 1.0,
+    classes: Sequence[str] | None = None,
     **kw: Any,
 ) -> Detector:
     """Build a registered detector (never downloads anything).
@@ -467,8 +478,12 @@ def create_detector(
     Args:
         name: a name from :func:`list_detectors`.
         num_classes: dataset classes (background is added internally; labels shift by 1).
-        weights: ``None`` (random init) or a cvpipe detector state_dict file (``.pt``;
-            a cvpipe checkpoint's ``{"model": ...}`` works too), loaded strictly.
+        weights: ``None`` (random init), a cvpipe detector state_dict file (``.pt``;
+            a cvpipe checkpoint's ``{"model": ...}`` works too), loaded strictly, or
+            ``"coco"``: a COCO-trained start read offline (``ssd300_mobilenet_v2``: TF's
+            COCO SSD-MobileNetV2 converted once, :mod:`cvpipe.models.coco_ssd`); the class
+            predictors keep the COCO rows of ``classes`` named like COCO classes and are
+            re-initialised for the others. ``backbone_weights`` is then ignored.
         backbone_weights: ``None`` (random backbone), ``"imagenet"`` (resolved offline via
             :mod:`cvpipe.models.weights`) or a classifier weights file for the backbone.
         input_size: square input side for SSD models (default 300/320/512 by model; the
@@ -476,6 +491,8 @@ def create_detector(
             (default 800). ``ssd300_vgg16`` takes 300 only.
         score_thresh, nms_iou, detections_per_img: inference post-processing.
         classification_weight, localization_weight: loss multipliers (module docstring).
+        classes: the dataset's class names (for ``weights="coco"``: which COCO classes
+            the class predictors start from).
         **kw: passed to torchvision's builder (R-CNN/RetinaNet/FCOS models only).
 
     Returns:
@@ -508,7 +525,18 @@ def create_detector(
         raise ConfigError(f"{name}: loss weights must be >= 0")
     if kw and spec.family in ("ssd", "ssdlite"):
         raise ConfigError(f"{name}: unexpected options {sorted(kw)} for an SSD model")
+    coco = weights is not None and str(weights).lower() == "coco"
+    if coco and spec.coco is None:
+        offline = [n for n in DETECTORS.names() if DETECTORS.get(n).coco is not None]
+        raise ConfigError(
+            f"{name}: no offline COCO weights (weights: coco); detectors with them: "
+            f"{', '.join(offline)}; or use weights: none / a detector .pt file"
+        )
+    if classes is not None and len(classes) != num_classes:
+        raise ConfigError(f"{name}: {len(classes)} class names for num_classes={num_classes}")
     state, info = None, {"source": "none"}
+    if coco:
+        backbone_weights = None
     if backbone_weights is not None and str(backbone_weights).lower() != "none":
         state, info = _backbone_state_dict(spec.backbone, backbone_weights, name)
     args = BuildArgs(
@@ -523,7 +551,10 @@ def create_detector(
         localization_weight=localization_weight,
     )
     det.weights_info = info
-    if weights is not None and str(weights).lower() != "none":
+    if coco:
+        assert spec.coco is not None
+        spec.coco(det, classes)
+    elif weights is not None and str(weights).lower() != "none":
         _load_detector_weights(det, weights)
     else:
         log.info("%s: built with %s backbone, random head", name, info.get("source"))
