@@ -52,3 +52,14 @@ def skip_or_fail(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"required in CI: {reason}")
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach the internet: weights downloads are off unless a test serves
+    them from 127.0.0.1 (tests/weightserver.py) and turns them back on."""
+    monkeypatch.setenv("CVPIPE_OFFLINE", "1")
+    monkeypatch.delenv("CVPIPE_WEIGHTS_URL", raising=False)
+
+
+from tests.weightserver import weight_server  # noqa: E402,F401  (fixture: a loopback weights server)

@@ -85,7 +85,8 @@ def train(
     """``cvpipe train``: train into the run directory ``out``; returns the RunResult.
 
     Keyword options are TrainConfig keys (``model="resnet18", epochs=5``); ``overrides``
-    takes ``--set`` style strings (``["optimizer.lr=0.002"]``).
+    takes ``--set`` style strings (``["optimizer.lr=0.002"]``). Without ``model`` the
+    dataset task's default is used (:data:`cvpipe.engine.defaults.TASK_DEFAULTS`).
 
     Example:
         >>> cvpipe.train("datasets/bins", "runs/lite0", model="tf_efficientnet_lite0",

@@ -79,7 +79,11 @@ class MissingDependencyError(CvpipeError):
 
 
 class WeightsNotFoundError(CvpipeError):
-    """Pretrained weights could not be resolved offline."""
+    """Pretrained weights could not be found on this machine nor downloaded."""
+
+
+class DownloadError(WeightsNotFoundError):
+    """A weights download was off, failed, or gave a file whose hash differs."""
 
 
 class CheckpointError(CvpipeError):

@@ -59,13 +59,21 @@ def track(
 class Bar:
     """A manually updated bar (``update(n)``, ``set_postfix(...)``); silent when disabled."""
 
-    def __init__(self, total: int | None = None, desc: str = "", unit: str = "it") -> None:
+    def __init__(
+        self, total: int | None = None, desc: str = "", unit: str = "it", **kwargs: Any
+    ) -> None:
         self._bar: Any = None
         if _enabled:
             from tqdm.auto import tqdm
 
             self._bar = tqdm(
-                total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False
+                total=total,
+                desc=desc,
+                unit=unit,
+                file=sys.stderr,
+                dynamic_ncols=True,
+                leave=False,
+                **kwargs,
             )
 
     def update(self, n: int = 1) -> None:

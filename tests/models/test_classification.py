@@ -92,7 +92,9 @@ def test_random_init_is_logged(caplog):
 
 
 def test_custom_models_have_no_imagenet_weights(offline_home):
-    with pytest.raises(WeightsNotFoundError, match="no ImageNet weights exist.*--weights none"):
+    with pytest.raises(
+        WeightsNotFoundError, match="none exist for this custom model.*--weights none"
+    ):
         create_classifier("base_cnn", num_classes=2, weights="imagenet")
 
 

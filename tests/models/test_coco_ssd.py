@@ -15,7 +15,7 @@ import torch
 from PIL import Image, ImageDraw
 from torch.nn import functional as F
 
-from cvpipe.errors import CheckpointError, ConfigError
+from cvpipe.errors import CheckpointError
 from cvpipe.models.ssd300_mnv2 import SamePadConv2d, TFSSDAnchors, tf_box_specs
 from cvpipe.models.tf_graph import read_graph
 
@@ -208,13 +208,15 @@ def test_conversion_reproduces_opencv_dnn_on_the_packaged_graph() -> None:
 
 
 def test_coco_weights_start_any_class_list(offline_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """weights="coco": converted once into CVPIPE_HOME, then read from the cache; the class
+    """weights: coco: converted once into CVPIPE_HOME, then read from the cache; the class
     predictors keep COCO's background and 'dog' rows, 'widget' is freshly initialised."""
     from cvpipe.models import coco_ssd
+    from cvpipe.models.coco_start import start_from_coco
     from cvpipe.models.detection import create_detector
 
     graph, _ = _packaged_graph()
-    det = create_detector("ssd300_mobilenet_v2", num_classes=2, weights="coco", classes=["widget", "dog"])
+    det = create_detector("ssd300_mobilenet_v2", num_classes=2)
+    start_from_coco(det, ["widget", "dog"])
     cache = offline_home / "cvpipe" / "coco"
     files = list(cache.glob("ssd300_mobilenet_v2-*.pt"))
     assert len(files) == 1 and det.weights_info["sha256"][:16] in files[0].name
@@ -232,19 +234,13 @@ def test_coco_weights_start_any_class_list(offline_home: Path, monkeypatch: pyte
     )
     # second start: from the cache, the graph is not read again
     monkeypatch.setattr(coco_ssd, "convert_graph", lambda p: pytest.fail("converted twice"))
-    again = create_detector("ssd300_mobilenet_v2", num_classes=1, weights="coco", classes=["cat"])
+    again = create_detector("ssd300_mobilenet_v2", num_classes=1)
+    start_from_coco(again, ["cat"])
     assert "cat<-coco 17" in again.weights_info["summary"]
     again.train()
     losses = again([torch.rand(3, 120, 160)], [{"boxes": torch.tensor([[10.0, 20, 90, 100]]), "labels": torch.tensor([0])}])
     assert set(losses) == {"bbox_regression", "classification"}
     assert all(torch.isfinite(v) for v in losses.values())
-
-
-def test_coco_weights_only_where_they_exist() -> None:
-    from cvpipe.models.detection import create_detector
-
-    with pytest.raises(ConfigError, match="ssd300_mobilenet_v2"):
-        create_detector("ssdlite320_mobilenet_v2", num_classes=1, weights="coco")
 
 
 def test_sigmoid_ssd_trains_and_predicts_from_scratch() -> None:

@@ -1,30 +1,39 @@
-"""List the registered models: family, parameters, input size, offline ImageNet weights."""
+"""List the registered models: classifiers and detectors, their task, size, input and weights."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from cvpipe.cli.output import echo, table
 
-HELP = "list the registered models"
+HELP = "list the registered classifiers and detectors"
 USES_CONFIG = False
 EXAMPLES = """
-  cvpipe models                    # every registered model
+  cvpipe models                    # every registered classifier and detector
+  cvpipe models --task detect      # detectors only (classify / count: the classifiers)
   cvpipe models 'resnet*'          # shell-style pattern
   cvpipe models 'timm/*lite*'      # timm architectures usable as timm/<name>
   cvpipe models --json
 
-params counts the backbone plus the default head for 1000 classes (the ImageNet
-convention); 'weights' says where ImageNet weights resolve offline on this machine
-(store, torch-cache, hf-cache, package) or '-' (see 'cvpipe weights list').
+Columns: task (classifiers train classify and count datasets, detectors detect ones);
+params (classifiers: with a 1000-class head; detectors: for 80 classes); input (default
+input size); imagenet (where a classifier's, or a detector's backbone's, ImageNet weights
+come from: package, store, cache (torch / Hugging Face), download (published, fetched on
+first use unless CVPIPE_OFFLINE=1 / --offline) or none); coco (detectors whose whole
+COCO-trained weights --weights coco loads: cache, download or a package). '*' marks each
+task's default model (what 'cvpipe train' uses without --model).
 """
+
+TASKS = ("classify", "count", "detect")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "pattern", nargs="?", help="shell-style name filter, e.g. 'resnet*' or 'timm/*lite*'"
     )
+    p.add_argument("--task", choices=TASKS, help="only the models that train this task")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -32,45 +41,86 @@ def _millions(n: int) -> str:
     return f"{n / 1e6:.2f}M"
 
 
-def _timm_names(pattern: str) -> list[str]:
+def _timm(args: argparse.Namespace) -> int:
     import timm
 
-    return [f"timm/{n}" for n in timm.list_models(pattern[len("timm/") :] or "*")]
+    pattern = args.pattern
+    names = [f"timm/{n}" for n in timm.list_models(pattern[len("timm/") :] or "*")]
+    if args.json:
+        echo(
+            json.dumps([{"name": n, "family": "timm", "task": "classify"} for n in names], indent=2)
+        )
+    else:
+        echo("\n".join(names) if names else f"no timm architecture matches {pattern!r}")
+        echo(f"\n{len(names)} timm architectures; build one with --model timm/<name>")
+    return 0
+
+
+def _rows(pattern: str | None, task: str | None) -> list[dict[str, Any]]:
+    from cvpipe.engine.defaults import TASK_DEFAULTS
+    from cvpipe.models.classification import list_models
+    from cvpipe.models.coco_start import coco_availability
+    from cvpipe.models.detection import list_detectors
+    from cvpipe.models.published import availability
+
+    defaults = {t: c[0].model for t, c in TASK_DEFAULTS.items() if c}
+    rows: list[dict[str, Any]] = []
+    if task in (None, "classify", "count"):
+        for i in list_models(pattern):
+            tasks = [t for t in ("classify", "count") if task in (None, t)]
+            rows.append(
+                {
+                    **vars(i), "kind": "classifier", "task": ",".join(tasks),
+                    "imagenet": availability(i.name), "coco": "-",
+                    "default": any(defaults.get(t) == i.name for t in tasks),
+                }
+            )  # fmt: skip
+    if task in (None, "detect"):
+        for d in list_detectors(pattern):
+            rows.append(
+                {
+                    **vars(d), "kind": "detector", "task": "detect",
+                    "imagenet": availability(d.backbone), "coco": coco_availability(d.name),
+                    "default": defaults.get("detect") == d.name,
+                }
+            )  # fmt: skip
+    return rows
 
 
 def run(args: argparse.Namespace) -> int:
-    from cvpipe.models.classification import list_models
-
     pattern = args.pattern
     if pattern and pattern.startswith("timm/"):
-        names = _timm_names(pattern)
-        if args.json:
-            echo(json.dumps([{"name": n, "family": "timm"} for n in names], indent=2))
-        else:
-            echo("\n".join(names) if names else f"no timm architecture matches {pattern!r}")
-            echo(f"\n{len(names)} timm architectures; build one with --model timm/<name>")
-        return 0
-    infos = list_models(pattern)
+        return _timm(args)
+    rows = _rows(pattern, args.task)
     if args.json:
-        echo(json.dumps([vars(i) for i in infos], indent=2))
+        echo(json.dumps(rows, indent=2))
         return 0
-    if not infos:
-        echo(f"no registered model matches {pattern!r}; run 'cvpipe models' for the list")
+    if not rows:
+        what = f" for task {args.task}" if args.task else ""
+        echo(f"no registered model matches {pattern!r}{what}; run 'cvpipe models' for the list")
         return 1
-    rows = [
+    lines = [
         [
-            i.name,
-            i.family,
-            _millions(i.params),
-            _millions(i.backbone_params),
-            i.feature_dim,
-            i.input_size,
-            i.weights or "-",
+            r["name"] + (" *" if r["default"] else ""), r["task"], r["family"],
+            _millions(r["params"]), r["input_size"], r["imagenet"], r["coco"],
         ]
-        for i in infos
-    ]
-    echo(table(rows, ["model", "family", "params", "backbone", "features", "input", "weights"]))
-    echo(
-        "\nany other timm architecture: --model timm/<name> (list them with: cvpipe models 'timm/*')"
-    )
+        for r in rows
+    ]  # fmt: skip
+    echo(table(lines, ["model", "task", "family", "params", "input", "imagenet", "coco"]))
+    notes = []
+    if any(r["default"] for r in rows):
+        notes.append("* the task's default model ('cvpipe train' without --model)")
+    if any("download" in (r["imagenet"], r["coco"]) for r in rows):
+        from cvpipe.models.download import offline_reason
+
+        reason = offline_reason()
+        notes.append(
+            f"'download': not on this machine; downloads are off ({reason}): "
+            "'cvpipe weights download NAME' on a networked machine"
+            if reason
+            else "'download': fetched (and cached) on first use; 'cvpipe weights download NAME' fetches ahead"
+        )
+    if not args.task or args.task != "detect":
+        notes.append("any other timm architecture: --model timm/<name> (cvpipe models 'timm/*')")
+    echo("\n" + "\n".join(notes))
     return 0

@@ -12,6 +12,7 @@ from cvpipe.config import load_config
 
 HELP = "train a classifier, counter or detector into a run directory"
 EXAMPLES = """
+  cvpipe train datasets/bins --out runs/first      # default model for the task (printed)
   cvpipe train datasets/bins --model resnet50 --freeze frozen --epochs 10 --out runs/r50 \\
       --set head.hidden=[128] --optimizer adam --lr 0.002 --batch-size 32
   cvpipe train datasets/scenes --model resnet18 --weights none --epochs 5 --out runs/scratch
@@ -23,6 +24,8 @@ EXAMPLES = """
   cvpipe train --from-trial tune/seed001:best --set epochs=10 --out runs/best
   cvpipe train datasets/food --config recipes/seed004_ssdlite_mnv2.yaml --out runs/ssdlite \\
       --set detector.classification_weight=0.5 --set detector.augment.iou_crop=true
+  cvpipe train datasets/fruit --model fasterrcnn_mobilenet_v3_large_fpn --weights coco --out runs/frcnn
+  cvpipe train datasets/scenes --config recipes/seed003_resnet50.yaml --out runs/r50 --offline
   cvpipe train datasets/planes --model ssd512_resnet50 --out runs/ssd512 \\
       --set freeze_pattern='model\\.backbone\\.body\\.(conv1|bn1|layer1)\\.'
 
@@ -30,8 +33,17 @@ Writes OUT/config.yaml, dataset.lock, metrics.jsonl, checkpoints/{last,best}.pt 
 model_card.json. With no val split a stratified val set is carved from train (seeded).
 With --freeze frozen the backbone's features are computed once and cached
 ($CVPIPE_HOME/features), and the head trains on them.
-On a detect dataset --model names a detector ('cvpipe models'), --weights the backbone's
-ImageNet weights; each epoch records train/val losses and their parts, val.loss_gap,
+Without --model, train picks the task's default (TASK_DEFAULTS in cvpipe.engine.defaults)
+among models whose weights are on this machine, and says which. --weights imagenet
+resolves offline first (store, torch/timm/Hugging Face caches, weights packages), then
+downloads the published file (sha256-checked) unless --offline / CVPIPE_OFFLINE=1 /
+HF_HUB_OFFLINE=1; CVPIPE_WEIGHTS_URL points at a mirror. Models without pretrained weights
+(base_cnn, custom_cnn) train from scratch unless --weights is given.
+On a detect dataset --model names a detector ('cvpipe models --task detect'), --weights
+imagenet the backbone's ImageNet weights, --weights coco the whole COCO-trained detector
+(torchvision's detectors: every layer kept except the class-dependent head layers,
+rebuilt for your classes; classes named like COCO classes start from their COCO rows;
+the kept/re-initialised layers are printed). Each epoch records train/val losses and their parts, val.loss_gap,
 COCO val.mAP / mAP50 / mAP75 / AR100, steps_per_s and img_per_s; best.pt follows
 val.mAP. Freeze detector layers with --set freeze_pattern=REGEX (the feature cache does
 not apply to detection). Boxes outside an image are clipped, empty ones dropped, both
@@ -48,8 +60,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="dataset directory (on --resume, default: the one in OUT/dataset.lock)",
     )
     p.add_argument("--out", required=True, help="run directory to write")
-    p.add_argument("--model", help="model name (see 'cvpipe models'; default resnet18)")
-    p.add_argument("--weights", help="imagenet (offline), none (random init) or a weights file")
+    p.add_argument(
+        "--model",
+        help="model name (see 'cvpipe models'); default per task: frozen "
+        "tf_efficientnet_lite0 (classify, count), ssdlite320_mobilenet_v2 (detect)",
+    )
+    p.add_argument(
+        "--weights",
+        help="imagenet (offline first, downloaded when allowed), coco (detectors: the whole "
+        "COCO detector, head rebuilt for your classes), none (random init) or a weights file",
+    )
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="never download weights (same as CVPIPE_OFFLINE=1); fail with the fix instead",
+    )
     p.add_argument(
         "--freeze",
         choices=["frozen", "last-n", "full"],
@@ -105,11 +130,17 @@ def run(args: argparse.Namespace) -> int:
         "optimizer.name": args.optimizer, "device": args.device, "seed": args.seed,
         "workers": args.workers, "pack": args.pack,
     }  # fmt: skip
+    if getattr(args, "offline", False):
+        from cvpipe.models.download import set_offline
+
+        set_offline()
     if getattr(args, "from_trial", None):
         config, dataset = _from_trial(args, dataset, values)
     else:
         config = load_config(TrainConfig, config_path, args.overrides, values)
+    config = _task_defaults(config, dataset)
     result = train_distributed(dataset, args.out, config, args.nproc, resume=args.resume)
+    _weights_summary(rd)
     if result.best is not None:
         keys = [
             k
@@ -146,6 +177,27 @@ def run(args: argparse.Namespace) -> int:
     _health_summary(Path(args.out))
     echo(f"run written to {Path(args.out)}")
     return 0
+
+
+def _task_defaults(config: Any, dataset: str) -> Any:
+    """The task's default model when --model is not given (printed), weights none for custom CNNs."""
+    from cvpipe.data.manifest import read_info
+    from cvpipe.engine.defaults import apply_task_defaults
+
+    config, note = apply_task_defaults(config, read_info(Path(dataset)).task)
+    if note:
+        echo(note)
+    return config
+
+
+def _weights_summary(rd: Any) -> None:
+    """What a COCO start kept and re-initialised (from the model card)."""
+    if not rd.card.is_file():
+        return
+    card = json.loads(rd.card.read_text(encoding="utf-8"))
+    summary = ((card.get("detector") or {}).get("backbone_weights") or {}).get("summary")
+    if summary:
+        echo(f"weights: {summary}")
 
 
 def _from_trial(

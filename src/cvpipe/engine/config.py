@@ -114,8 +114,12 @@ class TrainConfig(Config):
     """All settings of ``cvpipe train`` (see each section's docstring).
 
     Attributes:
-        model: registered model name (``cvpipe models``).
-        weights: ``imagenet`` (offline resolution), ``none`` (random init) or a file.
+        model: registered model name (``cvpipe models``); None: the dataset task's default
+            (:data:`cvpipe.engine.defaults.TASK_DEFAULTS`, filled in by ``train``).
+        weights: ``imagenet`` (offline first, then a download when allowed), ``coco``
+            (detectors: the whole COCO-trained detector, head rebuilt for the dataset's
+            classes), ``none`` (random init) or a file. Left unset on a model without
+            pretrained weights (``base_cnn``, ``custom_cnn``) it becomes ``none``.
         freeze: ``frozen`` (train the head only), ``last-n`` (plus the last ``last_n``
             backbone stages) or ``full``.
         head: head spec (None = the model's default head).
@@ -149,7 +153,7 @@ class TrainConfig(Config):
             monitors ``val.mAP`` unless set.
     """
 
-    model: str = "resnet18"
+    model: str | None = None
     weights: str | None = "imagenet"
     freeze: FreezeMode = "full"
     last_n: int = Field(default=1, ge=1)
@@ -211,6 +215,15 @@ class TrainConfig(Config):
                 "feature_cache: on needs freeze: frozen (only a frozen backbone's features can be cached)"
             )
         return self
+
+    @property
+    def model_name(self) -> str:
+        """The model, once :func:`cvpipe.engine.defaults.apply_task_defaults` chose it."""
+        if not self.model:
+            from cvpipe.errors import ConfigError
+
+            raise ConfigError("model: not set; give --model NAME (see 'cvpipe models')")
+        return self.model
 
     @property
     def use_feature_cache(self) -> bool:

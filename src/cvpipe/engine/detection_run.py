@@ -6,7 +6,9 @@ task-specific pieces swapped in — nothing else is copied, so checkpoints (atom
 (health collector included), the progress bar and NaN handling are the classifier's:
 
 - the model: :func:`cvpipe.models.detection.create_detector` with ``num_classes`` from the
-  dataset, the backbone's ImageNet weights resolved offline (``weights``), loss weights
+  dataset, the backbone's ImageNet weights (``weights: imagenet``) or the whole detector's
+  COCO weights for the dataset's classes (``weights: coco``,
+  :func:`cvpipe.models.coco_start.start_from_coco`), loss weights
   and post-processing from ``detector.*``, layers frozen by ``freeze_pattern``;
 - the data: :func:`cvpipe.engine.detection.build_detection_data` (clipped / dropped
   boxes reported in ``problems.jsonl``, negatives kept);
@@ -116,7 +118,7 @@ class DetectionRun(_Run):
         from cvpipe.models.classification import MODELS
         from cvpipe.models.detection import DETECTORS, create_detector, freeze_backbone
 
-        name = self.config.model
+        name = self.config.model_name
         if name in MODELS and name not in DETECTORS:
             raise ConfigError(
                 f"model {name!r} is a classifier but {self.ds.root} is a detect dataset; use a detector: "
@@ -124,15 +126,19 @@ class DetectionRun(_Run):
             )
         torch.manual_seed(self.config.seed)
         d = self.config.detector
-        # weights: coco starts the whole detector from COCO (the backbone weights otherwise)
-        coco = str(self.config.weights).lower() == "coco"
+        coco = str(self.config.weights or "").lower() == "coco"
         det = create_detector(
-            name, num_classes=len(self.ds.classes), weights="coco" if coco else d.weights,
-            backbone_weights=None if coco else self.config.weights, classes=self.ds.classes,
+            name, num_classes=len(self.ds.classes), weights=d.weights,
+            backbone_weights=None if coco else self.config.weights,
             input_size=self.config.input_size, score_thresh=d.score_thresh, nms_iou=d.nms_iou,
             detections_per_img=d.detections_per_img, classification_weight=d.classification_weight,
             localization_weight=d.localization_weight,
         )  # fmt: skip
+        if coco and d.weights is None:
+            from cvpipe.models.coco_start import start_from_coco
+
+            report = start_from_coco(det, self.ds.classes)
+            log.info("%s", report.summary())
         if self.config.freeze_pattern:
             self.frozen = freeze_backbone(det, self.config.freeze_pattern)
         self.head_spec: dict[str, Any] = {}
@@ -146,7 +152,7 @@ class DetectionRun(_Run):
         size = int(net.input_size)
         pre = Preprocess(input_size=size, resize_size=size, mean=tuple(card["image_mean"]), std=tuple(card["image_std"]))  # fmt: skip
         return {
-            "task": "detect", "classes": self.ds.classes, "model": self.config.model, "head": {},
+            "task": "detect", "classes": self.ds.classes, "model": self.config.model_name, "head": {},
             "preprocess": pre.to_json(), "input_size": size, "freeze": "full",
             "freeze_pattern": self.config.freeze_pattern, "weights": self.config.weights,
             "weights_info": {k: v for k, v in net.weights_info.items() if isinstance(v, (str, int, float, bool))},

@@ -232,7 +232,7 @@ def _build_detector(card: ModelCard) -> Detector:
 
     th: dict[str, Any] = dict(card.extra.get("thresholds") or {})
     kw: dict[str, Any] = dict(card.extra.get("detector") or {})
-    return create_detector(
+    det = create_detector(
         card.model,
         num_classes=len(card.classes),
         weights=None,
@@ -244,3 +244,8 @@ def _build_detector(card: ModelCard) -> Detector:
         localization_weight=float(kw.get("localization_weight", 1.0)),
         **dict(kw.get("kwargs") or {}),
     )
+    if kw.get("image_mean") and kw.get("image_std"):  # e.g. COCO SSD300-VGG16's 0..255 inputs
+        transform: Any = det.model.transform
+        transform.image_mean = [float(v) for v in kw["image_mean"]]
+        transform.image_std = [float(v) for v in kw["image_std"]]
+    return det

@@ -161,7 +161,7 @@ def _meta(
     from cvpipe import __version__
 
     return {
-        "task": task, "classes": classes, "model": config.model, "head": head,
+        "task": task, "classes": classes, "model": config.model_name, "head": head,
         "preprocess": net.preprocess.to_json(), "input_size": net.preprocess.input_size,
         "freeze": config.freeze, "weights": config.weights, "weights_info": _jsonable(net.weights_info),
         "cvpipe_version": __version__,
@@ -210,7 +210,8 @@ def train(
         dataset: dataset directory (task ``classify`` or ``count``).
         out: run directory (created). With ``resume=True`` it must hold ``checkpoints/last.pt``.
         config: the resolved :class:`TrainConfig` (default: all defaults). On resume the
-            run's own ``config.yaml`` is used when ``config`` is None.
+            run's own ``config.yaml`` is used when ``config`` is None. Without ``model``,
+            the task's default (:func:`cvpipe.engine.defaults.apply_task_defaults`).
         resume: continue from ``last.pt``.
         callbacks: hooks run on rank 0 (health collector, loggers, custom stops).
 
@@ -228,6 +229,9 @@ def train(
         config = load_config(TrainConfig, rd.config)
     config = config or TrainConfig()
     ds = Dataset.load(dataset)
+    from cvpipe.engine.defaults import apply_task_defaults
+
+    config, _ = apply_task_defaults(config, ds.task)
     if ds.task not in STEP_FUNCTIONS:
         raise DatasetError(
             f"{ds.root}: task {ds.task!r} is not trainable by this trainer yet (classify and count are)"
@@ -309,7 +313,7 @@ class _Run:
             path=self.rd.last,
             task=self.ds.task,
             classes=self.ds.classes,
-            model=self.config.model,
+            model=self.config.model_name,
         )
         lock = read_json(self.rd.lock) if self.rd.lock.is_file() else None
         return ckpt, lock
@@ -321,10 +325,10 @@ class _Run:
         head = (
             self.config.head
             if self.config.head is not None
-            else model_meta(self.config.model).default_head
+            else model_meta(self.config.model_name).default_head
         )
         net = create_classifier(
-            self.config.model, num_classes=len(self.ds.classes), weights=self.config.weights, head=head,
+            self.config.model_name, num_classes=len(self.ds.classes), weights=self.config.weights, head=head,
             freeze=self.config.freeze, last_n=self.config.last_n, input_size=self.config.input_size,
         )  # fmt: skip
         self.head_spec = head.model_dump(mode="json")

@@ -4,7 +4,7 @@ Every model is a :class:`ClassifierNet` built by a keyword-only builder register
 :data:`MODELS` (torchvision and timm architectures, seed 001's custom CNN, seed 003's base
 CNN); any other timm architecture is available as ``"timm/<name>"``. Builders never
 download anything: networks are constructed with ``weights=None`` / ``pretrained=False``
-and pretrained weights are resolved offline by :mod:`cvpipe.models.weights`.
+and pretrained weights are resolved by :mod:`cvpipe.models.weights` (offline first).
 
 Example:
     >>> net = create_classifier("resnet50", num_classes=5, head=HeadSpec(hidden=[128]),
@@ -401,6 +401,10 @@ def _assemble(
     if weights is None or str(weights).lower() == "none":
         log.info("%s: backbone randomly initialised (weights=None)", meta.name)
         return net
+    if str(weights).lower() == "coco":
+        raise ConfigError(
+            f"{meta.name}: weights 'coco' are for detectors; a classifier takes imagenet, none or a file"
+        )
     from cvpipe.models.weights import load_backbone_weights, resolve
 
     explicit = None if str(weights).lower() in ("imagenet", "default") else str(weights)

