@@ -37,7 +37,9 @@ def synthetic(n: int) -> list[Image.Image]:
     rng = np.random.default_rng(0)
     out = []
     for i in range(n):
-        arr = rng.integers(0, 255, (3,), dtype=np.uint8)[None, None] * np.ones((240, 320, 1), np.uint8)
+        arr = rng.integers(0, 255, (3,), dtype=np.uint8)[None, None] * np.ones(
+            (240, 320, 1), np.uint8
+        )
         im = Image.fromarray(arr)
         d = ImageDraw.Draw(im)
         for _ in range(4 + i % 5):
@@ -109,8 +111,13 @@ def main() -> None:
     named += package_photos()
     if args.data:
         for sub in sorted(Path(args.data).iterdir()):
-            files = sorted(sub.rglob("*.jpg"))[:: max(1, len(list(sub.rglob("*.jpg"))) // args.per_dir)]
-            named += [(f"{sub.name}:{f.name}", Image.open(f).convert("RGB")) for f in files[: args.per_dir]]
+            files = sorted(sub.rglob("*.jpg"))[
+                :: max(1, len(list(sub.rglob("*.jpg"))) // args.per_dir)
+            ]
+            named += [
+                (f"{sub.name}:{f.name}", Image.open(f).convert("RGB"))
+                for f in files[: args.per_dir]
+            ]
     if args.quick:
         named = named[:10]
     ious, dscores, cv_only, torch_only, n_cv = [], [], [], [], 0
@@ -127,8 +134,15 @@ def main() -> None:
             images, _ = model.transform([x])
             head = model.head(list(model.backbone(images.tensors).values()))
             tv = model([x])[0]
-        raw_score = max(raw_score, float(np.abs(torch.sigmoid(head["cls_logits"][0]).numpy() - scores.reshape(-1, 91)).max()))
-        raw_box = max(raw_box, float(np.abs(head["bbox_regression"][0].numpy() - enc.reshape(-1, 4)).max()))
+        raw_score = max(
+            raw_score,
+            float(
+                np.abs(torch.sigmoid(head["cls_logits"][0]).numpy() - scores.reshape(-1, 91)).max()
+            ),
+        )
+        raw_box = max(
+            raw_box, float(np.abs(head["bbox_regression"][0].numpy() - enc.reshape(-1, 4)).max())
+        )
         m = match(cv_rows, tv, args.min_score)
         n_cv += int((cv_rows[:, 2] >= args.min_score).sum())
         ious += m["iou"]

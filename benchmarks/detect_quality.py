@@ -93,7 +93,9 @@ def train_and_eval(
         "train_cpu_min": round(t["cpu_s"] / 60, 2),
         "train_wall_min": round(t["wall_s"] / 60, 2),
         "epochs": len(epochs),
-        "best_val_map50": round(max((float(r.get("val.mAP50") or 0) for r in epochs), default=0), 4),
+        "best_val_map50": round(
+            max((float(r.get("val.mAP50") or 0) for r in epochs), default=0), 4
+        ),
         "img_per_s": round(sum(r["img_per_s"] for r in epochs) / max(1, len(epochs)), 2),
     }
 
@@ -112,7 +114,9 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     data = None if args.quick else Path(args.data)
     ds = prepare(work, data)
-    quick = ["epochs=1", "input_size=96", "batch_size=8", "detector.precise_bn=0"] if args.quick else []
+    quick = (
+        ["epochs=1", "input_size=96", "batch_size=8", "detector.precise_bn=0"] if args.quick else []
+    )
     plans = {
         "recommended": (Path(args.recipe), quick),
         "seed004": (ROOT / "recipes" / "seed004_ssdlite_mnv2.yaml",

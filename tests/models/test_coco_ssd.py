@@ -62,9 +62,16 @@ def test_graph_reader_decodes_consts_attrs_and_identity(tmp_path: Path) -> None:
         + _node("w/read", "Identity", ["w"], {})
         + _node("v", "Const", [], {"value": _field(8, packed)})
         + _node("s", "Const", [], {"value": _field(8, splat)})
-        + _node("conv", "Conv2D", ["x", "w/read"], {
-            "strides": strides, "padding": _field(2, b"SAME"), "epsilon": _field(4, struct.pack("<f", 1e-3)),
-        })  # fmt: skip
+        + _node(
+            "conv",
+            "Conv2D",
+            ["x", "w/read"],
+            {
+                "strides": strides,
+                "padding": _field(2, b"SAME"),
+                "epsilon": _field(4, struct.pack("<f", 1e-3)),
+            },
+        )  # fmt: skip
     )
     g = read_graph(pb)
     assert list(g.nodes) == ["w", "w/read", "v", "s", "conv"]
@@ -194,7 +201,9 @@ def test_conversion_reproduces_opencv_dnn_on_the_packaged_graph() -> None:
         np.testing.assert_allclose(
             torch.sigmoid(head["cls_logits"][0]).numpy(), scores.reshape(-1, 91), atol=1e-4
         )
-        np.testing.assert_allclose(head["bbox_regression"][0].numpy(), enc.reshape(-1, 4), atol=1e-4)
+        np.testing.assert_allclose(
+            head["bbox_regression"][0].numpy(), enc.reshape(-1, 4), atol=1e-4
+        )
         rows = rows.reshape(-1, 7)
         for row in rows[rows[:, 2] >= 0.3]:
             same = torch.where(out["labels"] == int(round(row[1])))[0]
@@ -207,7 +216,9 @@ def test_conversion_reproduces_opencv_dnn_on_the_packaged_graph() -> None:
     assert matched >= 1  # the photo's person at least
 
 
-def test_coco_weights_start_any_class_list(offline_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_coco_weights_start_any_class_list(
+    offline_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """weights: coco: converted once into CVPIPE_HOME, then read from the cache; the class
     predictors keep COCO's background and 'dog' rows, 'widget' is freshly initialised."""
     from cvpipe.models import coco_ssd
@@ -238,7 +249,10 @@ def test_coco_weights_start_any_class_list(offline_home: Path, monkeypatch: pyte
     start_from_coco(again, ["cat"])
     assert "cat<-coco 17" in again.weights_info["summary"]
     again.train()
-    losses = again([torch.rand(3, 120, 160)], [{"boxes": torch.tensor([[10.0, 20, 90, 100]]), "labels": torch.tensor([0])}])
+    losses = again(
+        [torch.rand(3, 120, 160)],
+        [{"boxes": torch.tensor([[10.0, 20, 90, 100]]), "labels": torch.tensor([0])}],
+    )
     assert set(losses) == {"bbox_regression", "classification"}
     assert all(torch.isfinite(v) for v in losses.values())
 

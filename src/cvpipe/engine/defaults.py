@@ -75,7 +75,7 @@ def _detect_coco_settings() -> dict[str, Any]:
         "weights": "coco",
         "input_size": 300,
         "freeze_pattern": r"model\.backbone\.features\.0\.",
-        "epochs": 8,
+        "epochs": 6,
         "batch_size": 16,
         "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.00004},
         "scheduler": {"name": "cosine", "warmup_epochs": 1},
@@ -85,7 +85,9 @@ def _detect_coco_settings() -> dict[str, Any]:
 
 
 TASK_DEFAULTS["detect"] = (
-    TaskDefault(TASK_DEFAULTS["detect"][0].model, _detect_coco_settings(), TASK_DEFAULTS["detect"][0].why),
+    TaskDefault(
+        TASK_DEFAULTS["detect"][0].model, _detect_coco_settings(), TASK_DEFAULTS["detect"][0].why
+    ),
     *TASK_DEFAULTS["detect"][1:],
 )
 
@@ -164,7 +166,9 @@ def apply_task_defaults(config: TrainConfig, task: str) -> tuple[TrainConfig, st
         update.update(_unset_settings(config, choice.settings))
         shown = [k for k in choice.settings if k in update]
         extra = ", ".join(
-            f"{k} {choice.settings[k]}" for k in shown if not isinstance(choice.settings[k], Mapping)
+            f"{k} {choice.settings[k]}"
+            for k in shown
+            if not isinstance(choice.settings[k], Mapping)
         )
         sections = [k for k in shown if isinstance(choice.settings[k], Mapping)]
         if sections:

@@ -59,7 +59,9 @@ class ConvertedCocoDetector(ExternalDetector):
         ).eval()
         record = {"backend": "torch (converted from the TF graph)", "model": str(graph), **info}
         super().__init__(name, labels, mapping, classes, 300, record)
-        log.info("benchmark %s: OpenCV cannot read TF graphs here; running the converted model", name)
+        log.info(
+            "benchmark %s: OpenCV cannot read TF graphs here; running the converted model", name
+        )
 
     @torch.no_grad()
     def detect(self, images: list[Image.Image]) -> list[Detections]:
@@ -72,7 +74,5 @@ class ConvertedCocoDetector(ExternalDetector):
         for im, det in zip(images, out, strict=True):
             assert isinstance(det, dict)
             ids = det["labels"].numpy() + self.detector.label_offset  # COCO category ids
-            results.append(
-                self.finish(det["boxes"].numpy(), det["scores"].numpy(), ids, im.size)
-            )
+            results.append(self.finish(det["boxes"].numpy(), det["scores"].numpy(), ids, im.size))
         return results

@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -192,8 +191,7 @@ def _feature_layers(graph: Any) -> list[tuple[str, str]]:
     return [
         (name, node.inputs[1])
         for name, node in graph.nodes.items()
-        if name.startswith("FeatureExtractor/")
-        and node.op in ("Conv2D", "DepthwiseConv2dNative")
+        if name.startswith("FeatureExtractor/") and node.op in ("Conv2D", "DepthwiseConv2dNative")
     ]
 
 
@@ -203,14 +201,18 @@ def _torch_layers(backbone: nn.Module) -> list[tuple[str, nn.Conv2d, nn.BatchNor
     out = []
     for i, (name, m) in enumerate(mods):
         if isinstance(m, nn.Conv2d):
-            nxt = next((x for _, x in mods[i + 1 :] if isinstance(x, nn.Conv2d | nn.BatchNorm2d)), None)
+            nxt = next(
+                (x for _, x in mods[i + 1 :] if isinstance(x, nn.Conv2d | nn.BatchNorm2d)), None
+            )
             out.append((name, m, nxt if isinstance(nxt, nn.BatchNorm2d) else None))
     return out
 
 
 def _kernel(w: np.ndarray, depthwise: bool) -> Tensor:
     # TF: [H, W, in, out] (depthwise: [H, W, C, multiplier]) -> torch [out, in/groups, H, W]
-    return torch.from_numpy(np.ascontiguousarray(w.transpose(2, 3, 0, 1) if depthwise else w.transpose(3, 2, 0, 1)))
+    return torch.from_numpy(
+        np.ascontiguousarray(w.transpose(2, 3, 0, 1) if depthwise else w.transpose(3, 2, 0, 1))
+    )
 
 
 def convert_graph(path: str | Path) -> dict[str, Tensor]:
@@ -275,7 +277,10 @@ def convert_graph(path: str | Path) -> dict[str, Tensor]:
         put(f"head.regression_head.module_list.{k}.bias", b[order])
         put(f"head.classification_head.module_list.{k}.weight",
             _kernel(graph.const(pre + "ClassPredictor/weights"), False))  # fmt: skip
-        put(f"head.classification_head.module_list.{k}.bias", graph.const(pre + "ClassPredictor/biases"))
+        put(
+            f"head.classification_head.module_list.{k}.bias",
+            graph.const(pre + "ClassPredictor/biases"),
+        )
     left = [k for k in state if k not in done and not k.endswith("num_batches_tracked")]
     if left:
         raise CheckpointError(f"{path}: no graph weights for {len(left)} tensors ({left[:3]})")
@@ -337,7 +342,9 @@ def coco_ssd_weights(detector: str = DETECTOR) -> Any:
     from cvpipe.models.coco_start import CocoWeights
 
     if detector != DETECTOR:
-        raise CheckpointError(f"the converted TF SSD-MobileNetV2 is {DETECTOR}'s, not {detector!r}'s")
+        raise CheckpointError(
+            f"the converted TF SSD-MobileNetV2 is {DETECTOR}'s, not {detector!r}'s"
+        )
     try:
         state, info = coco_state()
     except MissingDependencyError as exc:

@@ -86,7 +86,9 @@ class _Reader:
                     f"{self.where}: not a TensorFlow GraphDef (protobuf wire type {wire} at byte {pos})"
                 )
             if pos > end:
-                raise CheckpointError(f"{self.where}: truncated protobuf (field {num} past the end)")
+                raise CheckpointError(
+                    f"{self.where}: truncated protobuf (field {num} past the end)"
+                )
             out.append((num, wire, value))
         return out
 
@@ -152,12 +154,16 @@ def _tensor(data: memoryview, where: str) -> np.ndarray:
         elif num == 8:  # string_val
             values.append(bytes(v))
         elif num == 5:  # float_val
-            values += list(struct.unpack(f"<{len(v) // 4}f", v)) if wire == 2 else list(
-                struct.unpack("<f", v)
+            values += (
+                list(struct.unpack(f"<{len(v) // 4}f", v))
+                if wire == 2
+                else list(struct.unpack("<f", v))
             )
         elif num == 6:  # double_val
-            values += list(struct.unpack(f"<{len(v) // 8}d", v)) if wire == 2 else list(
-                struct.unpack("<d", v)
+            values += (
+                list(struct.unpack(f"<{len(v) // 8}d", v))
+                if wire == 2
+                else list(struct.unpack("<d", v))
             )
         elif num in (7, 10, 11, 13):  # int_val, int64_val, bool_val, half_val (varints)
             ints = _packed_varints(v, where) if wire == 2 else [v]
@@ -194,7 +200,7 @@ def _shape(data: memoryview, where: str) -> list[int]:
 
 
 def _attr_value(data: memoryview, where: str) -> Any:
-    for num, wire, v in _Reader(data, where).fields():
+    for num, _, v in _Reader(data, where).fields():
         if num == 1:
             return _attr_list(v, where)
         if num == 2:
@@ -222,8 +228,10 @@ def _attr_list(data: memoryview, where: str) -> list[Any]:
         elif num == 3:
             out += [_signed(i) for i in _packed_varints(v, where)] if wire == 2 else [_signed(v)]
         elif num == 4:
-            out += list(struct.unpack(f"<{len(v) // 4}f", v)) if wire == 2 else list(
-                struct.unpack("<f", v)
+            out += (
+                list(struct.unpack(f"<{len(v) // 4}f", v))
+                if wire == 2
+                else list(struct.unpack("<f", v))
             )
     return out
 
