@@ -245,13 +245,14 @@ def convert_graph(path: str | Path) -> dict[str, Tensor]:
 
     tf_layers = _feature_layers(graph)
     norms = _batchnorms(graph)
-    torch_layers = _torch_layers(model.backbone)
+    backbone: nn.Module = model.backbone  # type: ignore[assignment]
+    torch_layers = _torch_layers(backbone)
     if len(tf_layers) != len(torch_layers):
         raise CheckpointError(
             f"{path}: {len(tf_layers)} feature-extractor convs in the graph, "
             f"{len(torch_layers)} in {DETECTOR}"
         )
-    bn_names = {id(m): n for n, m in model.backbone.named_modules()}
+    bn_names = {id(m): n for n, m in backbone.named_modules()}
     for (conv_node, kernel), (name, _, bn) in zip(tf_layers, torch_layers, strict=True):
         depthwise = graph.nodes[conv_node].op == "DepthwiseConv2dNative"
         put(f"backbone.{name}.weight", _kernel(graph.const(kernel), depthwise))

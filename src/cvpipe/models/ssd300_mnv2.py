@@ -285,7 +285,7 @@ def build_ssd300_mnv2(a: BuildArgs, box_specs: BoxSpecs | None = None) -> nn.Mod
     _init_class_bias(head)
     return SigmoidSSD(
         features,
-        anchors,  # type: ignore[arg-type]  # DefaultBoxGenerator's interface
+        anchors,  # DefaultBoxGenerator's interface
         (a.input_size, a.input_size),
         a.num_classes,
         image_mean=[0.5, 0.5, 0.5],

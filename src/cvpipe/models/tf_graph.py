@@ -72,6 +72,7 @@ class _Reader:
         while pos < end:
             key, pos = self._varint(pos)
             num, wire = key >> 3, key & 7
+            value: Any
             if wire == 0:
                 value, pos = self._varint(pos)
             elif wire == 1:
