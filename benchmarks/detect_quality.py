@@ -81,23 +81,61 @@ def train_and_eval(
     overrides = [a for s in sets for a in ("--set", s)]
     t = cvpipe("train", str(ds), "--config", str(recipe), "--out", str(run), *overrides,
                log=work / f"{name}.train.log", nice=nice)  # fmt: skip
-    cvpipe("eval", str(run), "--split", "test", "--no-report", log=work / f"{name}.eval.log")
+    (work / f"{name}.time.json").write_text(json.dumps({**t, "recipe": str(recipe), "sets": sets}))
+    out[name] = score(name, work)
+
+
+def score(name: str, work: Path, stopped_cpu_min: float | None = None) -> dict[str, Any]:
+    """Test mAP of ``work/runs/NAME``'s best checkpoint, its epochs and training time."""
+    run = work / "runs" / name
+    if not (run / "eval" / "metrics.json").is_file():
+        cvpipe("eval", str(run), "--split", "test", "--no-report", log=work / f"{name}.eval.log")
     m = json.loads((run / "eval" / "metrics.json").read_text())
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in rows if r.get("kind") == "epoch"]
-    out[name] = {
-        "recipe": str(recipe.relative_to(ROOT)),
-        "overrides": sets,
+    timing = work / f"{name}.time.json"
+    t = json.loads(timing.read_text()) if timing.is_file() else {}
+    cpu_min = t["cpu_s"] / 60 if "cpu_s" in t else stopped_cpu_min
+    wall_min = t["wall_s"] / 60 if "wall_s" in t else sum(r["time_s"] for r in epochs[-1:]) / 60
+    return {
+        "recipe": t.get("recipe", ""),
+        "overrides": t.get("sets", []),
         "test_map50": round(float(m["map_50"] or 0.0), 4),
         "test_map": round(float(m["map"] or 0.0), 4),
-        "train_cpu_min": round(t["cpu_s"] / 60, 2),
-        "train_wall_min": round(t["wall_s"] / 60, 2),
+        "train_cpu_min": round(cpu_min, 2) if cpu_min is not None else None,
+        "train_wall_min": round(wall_min, 2),
         "epochs": len(epochs),
+        "stopped_early_by_hand": "cpu_s" not in t,
         "best_val_map50": round(
             max((float(r.get("val.mAP50") or 0) for r in epochs), default=0), 4
         ),
+        "val_map50_per_epoch": [round(float(r.get("val.mAP50") or 0), 3) for r in epochs],
         "img_per_s": round(sum(r["img_per_s"] for r in epochs) / max(1, len(epochs)), 2),
     }
+
+
+def figures_of(results: dict[str, Any]) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    for name, r in results.items():
+        figures[f"{name}_map50"] = r["test_map50"]
+        figures[f"{name}_map"] = r["test_map"]
+        figures[f"{name}_cpu_min"] = r["train_cpu_min"]
+        figures[f"{name}_wall_min"] = r["train_wall_min"]
+        figures[f"{name}_epochs"] = r["epochs"]
+    figures["cpus"] = os.cpu_count()
+    figures["load1"] = round(os.getloadavg()[0], 1)
+    return figures
+
+
+def collect(work: Path, stopped: dict[str, str]) -> None:
+    results = {
+        run.name: score(run.name, work, float(stopped[run.name]) if run.name in stopped else None)
+        for run in sorted((work / "runs").iterdir())
+        if (run / "metrics.jsonl").is_file()
+    }
+    details = {"split": "70/15/15 seed 0, scored on test", "runs": results, "workdir": str(work),
+               "load_avg": os.getloadavg(), "collected": True}  # fmt: skip
+    report("detect_quality", figures_of(results), details)
 
 
 def main() -> None:
@@ -109,7 +147,18 @@ def main() -> None:
                    help="epochs of the seed004 recipe (its own 60 would take hours on a CPU)")  # fmt: skip
     p.add_argument("--nice", type=int, default=5, help="nice level of both trainings")
     p.add_argument("--only", choices=["recommended", "seed004"], default=None)
+    p.add_argument(
+        "--collect",
+        nargs="*",
+        metavar="NAME=CPU_MIN",
+        default=None,
+        help="re-report --workdir's runs without training (a run stopped by hand: give the CPU "
+        "minutes it had used, e.g. seed004=9.3; its best checkpoint so far is scored)",
+    )
     args = p.parse_args()
+    if args.collect is not None:
+        collect(Path(args.workdir), dict(a.split("=", 1) for a in args.collect))
+        return
     work = Path(args.workdir or tempfile.mkdtemp(prefix="detect_quality-"))
     work.mkdir(parents=True, exist_ok=True)
     data = None if args.quick else Path(args.data)
@@ -142,14 +191,7 @@ def main() -> None:
         t.join()
     if errors:
         raise errors[0]
-    figures: dict[str, Any] = {}
-    for name, r in results.items():
-        figures[f"{name}_map50"] = r["test_map50"]
-        figures[f"{name}_map"] = r["test_map"]
-        figures[f"{name}_cpu_min"] = r["train_cpu_min"]
-        figures[f"{name}_wall_min"] = r["train_wall_min"]
-    figures["cpus"] = os.cpu_count()
-    figures["load1"] = round(max(load0[0], os.getloadavg()[0]), 1)
+    figures = figures_of(results)
     details = {
         "data": str(data) if data else "synthetic (cvpipe demo-data, 96 px)",
         "split": "70/15/15 seed 0, scored on test",
