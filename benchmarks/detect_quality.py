@@ -96,7 +96,7 @@ def score(name: str, work: Path, stopped_cpu_min: float | None = None) -> dict[s
     timing = work / f"{name}.time.json"
     t = json.loads(timing.read_text()) if timing.is_file() else {}
     cpu_min = t["cpu_s"] / 60 if "cpu_s" in t else stopped_cpu_min
-    wall_min = t["wall_s"] / 60 if "wall_s" in t else sum(r["time_s"] for r in epochs[-1:]) / 60
+    wall_min = t["wall_s"] / 60 if "wall_s" in t else sum(r["time_s"] for r in epochs) / 60
     return {
         "recipe": t.get("recipe", ""),
         "overrides": t.get("sets", []),
@@ -105,7 +105,7 @@ def score(name: str, work: Path, stopped_cpu_min: float | None = None) -> dict[s
         "train_cpu_min": round(cpu_min, 2) if cpu_min is not None else None,
         "train_wall_min": round(wall_min, 2),
         "epochs": len(epochs),
-        "stopped_early_by_hand": "cpu_s" not in t,
+        "cpu_measured_by": "rusage" if "cpu_s" in t else "given (--collect)",
         "best_val_map50": round(
             max((float(r.get("val.mAP50") or 0) for r in epochs), default=0), 4
         ),
@@ -152,8 +152,9 @@ def main() -> None:
         nargs="*",
         metavar="NAME=CPU_MIN",
         default=None,
-        help="re-report --workdir's runs without training (a run stopped by hand: give the CPU "
-        "minutes it had used, e.g. seed004=9.3; its best checkpoint so far is scored)",
+        help="re-report --workdir's runs without training; for a run without its timing file "
+        "(stopped by hand, or timed outside) give its CPU minutes, e.g. seed004=9.3; a stopped "
+        "run's best checkpoint so far is scored",
     )
     args = p.parse_args()
     if args.collect is not None:
