@@ -77,7 +77,7 @@ def _detect_coco_settings() -> dict[str, Any]:
         "freeze_pattern": r"model\.backbone\.features\.0\.",
         "epochs": 6,
         "batch_size": 16,
-        "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 0.00004},
+        "optimizer": {"name": "sgd", "lr": 0.005, "momentum": 0.9, "weight_decay": 0.00004},
         "scheduler": {"name": "cosine", "warmup_epochs": 1},
         "detector": {"nms_iou": 0.6, "precise_bn": 0, "augment": {"hflip": True, "iou_crop": True}},
         "early_stopping": {"metric": "val.mAP50"},
