@@ -37,6 +37,7 @@ def test_reference_projects_have_recipes() -> None:
         "seed004_ssdlite_mnv2",
         "seed004_ssdlite_mnv2_fpnlite",
         "demo_detector",
+        "detect_coco_ssd_mnv2",
     } <= detectors
 
 
@@ -81,3 +82,17 @@ def test_seed_recipes_carry_the_reference_hyperparameters() -> None:
             0.5,
             1.0,
         )
+
+
+def test_detect_default_is_the_measured_recipe() -> None:
+    """`cvpipe train` on a detect dataset without --model trains
+    recipes/detect_coco_ssd_mnv2.yaml (benchmarks/detect_quality.py measures that file)."""
+    from cvpipe.engine.defaults import TASK_DEFAULTS, _unset_settings
+
+    recipe = load_config(TrainConfig, RECIPES[0].parent / "detect_coco_ssd_mnv2.yaml")
+    first = TASK_DEFAULTS["detect"][0]
+    assert first.model == recipe.model == "ssd300_mobilenet_v2"
+    default = TrainConfig().model_copy(
+        update={"model": first.model, **_unset_settings(TrainConfig(), first.settings)}
+    )
+    assert default.model_dump() == recipe.model_dump()

