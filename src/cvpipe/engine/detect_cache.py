@@ -42,7 +42,13 @@ from torch import Tensor, nn
 
 from cvpipe.data.datasets import EpochSampler
 from cvpipe.data.manifest import Dataset
-from cvpipe.engine.features import FeatureRequest, FeatureSet, FeatureSource, cached_features
+from cvpipe.engine.features import (
+    FeatureRequest,
+    FeatureSet,
+    FeatureSource,
+    cached_features,
+    variant_batches,
+)
 from cvpipe.errors import ConfigError, DatasetError
 from cvpipe.models.detection_split import forward_from_trunk, trunk_shapes
 
@@ -155,15 +161,10 @@ class MapLoader:
         return -(-len(self.sampler) // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[MapBatch, list[dict[str, Tensor]], list[Any]]]:
-        pairs = list(self.sampler)
-        nv = len(self.variants)
-        for start in range(0, len(pairs), self.batch_size):
-            chunk = pairs[start : start + self.batch_size]
-            rows = self.positions[[i for i, _ in chunk]]
-            if self.variant is not None:
-                var = np.full(len(chunk), self.variant, dtype=np.int64)
-            else:
-                var = np.asarray([s % nv for _, s in chunk], dtype=np.int64)
+        batches = variant_batches(
+            self.sampler, self.positions, self.batch_size, len(self.variants), self.variant
+        )
+        for rows, var in batches:
             maps = [torch.from_numpy(np.asarray(m[var, rows], dtype=np.float32)) for m in self.maps]
             targets = []
             for r, v in zip(rows.tolist(), var.tolist(), strict=True):

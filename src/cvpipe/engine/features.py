@@ -717,14 +717,27 @@ class FeatureLoader:
         return math.ceil(len(self.sampler) / self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[Skipped]]]:
-        pairs = list(self.sampler)
-        nv = self.features.shape[0]
-        for start in range(0, len(pairs), self.batch_size):
-            chunk = pairs[start : start + self.batch_size]
-            rows = self.positions[[i for i, _ in chunk]]
-            if self.variant is not None:
-                var = np.full(len(chunk), self.variant, dtype=np.int64)
-            else:
-                var = np.asarray([s % nv for _, s in chunk], dtype=np.int64)
+        batches = variant_batches(
+            self.sampler, self.positions, self.batch_size, self.features.shape[0], self.variant
+        )
+        for rows, var in batches:
             x = torch.from_numpy(np.asarray(self.features[var, rows], dtype=np.float32))
-            yield x.reshape(len(chunk), *self.shape), self.targets[torch.from_numpy(rows)], []
+            yield x.reshape(len(rows), *self.shape), self.targets[torch.from_numpy(rows)], []
+
+
+def variant_batches(
+    sampler: Any, positions: np.ndarray, batch_size: int, variants: int, variant: int | None
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``(rows, variants)`` index arrays of each batch of cached entries: the sampler's
+    ``(index, seed)`` pairs in order, ``rows = positions[index]``, and the variant each
+    sample's seed picks (``seed % variants``: flips random per epoch, reproducibly) or
+    ``variant`` for all (validation uses 0, the unflipped image)."""
+    pairs = list(sampler)
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start : start + batch_size]
+        rows = positions[[i for i, _ in chunk]]
+        if variant is not None:
+            var = np.full(len(chunk), variant, dtype=np.int64)
+        else:
+            var = np.asarray([s % variants for _, s in chunk], dtype=np.int64)
+        yield rows, var
