@@ -193,44 +193,10 @@ class SigmoidSSD(MinNegativesSSD):
     """SSD with sigmoid class scores (TF's ``score_converter: SIGMOID``) and TF's loss for
     them (module docstring). Same parameters and state-dict keys as ``SSD``."""
 
-    def compute_loss(
-        self,
-        targets: list[dict[str, Tensor]],
-        head_outputs: dict[str, Tensor],
-        anchors: list[Tensor],
-        matched_idxs: list[Tensor],
-    ) -> dict[str, Tensor]:
-        bbox_regression = head_outputs["bbox_regression"]
-        cls_logits = head_outputs["cls_logits"]
-        num_foreground = 0
-        bbox_loss, cls_targets = [], []
-        for tgt, reg, logits, anc, matched in zip(
-            targets, bbox_regression, cls_logits, anchors, matched_idxs, strict=True
-        ):
-            fg = torch.where(matched >= 0)[0]
-            fg_matched = matched[fg]
-            num_foreground += fg_matched.numel()
-            target_reg = self.box_coder.encode_single(tgt["boxes"][fg_matched], anc[fg, :])
-            bbox_loss.append(F.smooth_l1_loss(reg[fg, :], target_reg, reduction="sum"))
-            cls_target = torch.zeros(logits.size(0), dtype=torch.int64, device=logits.device)
-            cls_target[fg] = tgt["labels"][fg_matched]
-            cls_targets.append(cls_target)
-        cls_t = torch.stack(cls_targets)
+    def anchor_class_loss(self, cls_logits: Tensor, cls_t: Tensor) -> Tensor:
+        """Sigmoid cross-entropy against one-hot targets, summed over classes, per box."""
         onehot = F.one_hot(cls_t, cls_logits.size(-1)).to(cls_logits.dtype)
-        cls_loss = F.binary_cross_entropy_with_logits(cls_logits, onehot, reduction="none").sum(-1)
-        foreground = cls_t > 0
-        num_negative = (self.neg_to_pos_ratio * foreground.sum(1, keepdim=True)).clamp(
-            min=self.min_negatives_per_image
-        )
-        negative_loss = cls_loss.detach().clone()
-        negative_loss[foreground] = -float("inf")
-        _, idx = negative_loss.sort(1, descending=True)
-        background = idx.sort(1)[1] < num_negative
-        n = max(1, num_foreground)
-        return {
-            "bbox_regression": torch.stack(bbox_loss).sum() / n,
-            "classification": (cls_loss[foreground].sum() + cls_loss[background].sum()) / n,
-        }
+        return F.binary_cross_entropy_with_logits(cls_logits, onehot, reduction="none").sum(-1)
 
     def postprocess_detections(
         self,

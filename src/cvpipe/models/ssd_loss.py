@@ -56,15 +56,12 @@ class MinNegativesSSD(SSD):
             cls_targets.append(cls_target)
         bbox = torch.stack(bbox_loss)
         cls_t = torch.stack(cls_targets)
-        num_classes = cls_logits.size(-1)
-        cls_loss = F.cross_entropy(
-            cls_logits.view(-1, num_classes), cls_t.view(-1), reduction="none"
-        ).view(cls_t.size())
+        cls_loss = self.anchor_class_loss(cls_logits, cls_t)
         foreground = cls_t > 0
         num_negative = (self.neg_to_pos_ratio * foreground.sum(1, keepdim=True)).clamp(
             min=self.min_negatives_per_image
         )
-        negative_loss = cls_loss.clone()
+        negative_loss = cls_loss.detach().clone()
         negative_loss[foreground] = -float("inf")
         _, idx = negative_loss.sort(1, descending=True)
         background = idx.sort(1)[1] < num_negative
@@ -73,3 +70,11 @@ class MinNegativesSSD(SSD):
             "bbox_regression": bbox.sum() / n,
             "classification": (cls_loss[foreground].sum() + cls_loss[background].sum()) / n,
         }
+
+    def anchor_class_loss(self, cls_logits: Tensor, cls_t: Tensor) -> Tensor:
+        """Classification loss per default box, ``[B, A]``, from logits ``[B, A, C]`` and
+        class targets ``[B, A]`` (0 = background): softmax cross-entropy, as torchvision."""
+        num_classes = cls_logits.size(-1)
+        return F.cross_entropy(
+            cls_logits.view(-1, num_classes), cls_t.view(-1), reduction="none"
+        ).view(cls_t.size())
