@@ -43,8 +43,10 @@ if TYPE_CHECKING:
 
 from cvpipe.errors import DatasetError, DatasetFormatError
 from cvpipe.io import atomic_open, atomic_write_text
+from cvpipe.tasks.registry import get_task, task_names
 
-Task = Literal["classify", "count", "detect"]
+#: A task's name (``classify``, ``count``, ``detect`` or a plug-in's, see :mod:`cvpipe.tasks`).
+Task = str
 SPLITS = ("train", "val", "test")
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.jsonl"
@@ -130,6 +132,13 @@ class DatasetInfo(BaseModel):
     exif: Literal["apply"] | None = None  # imported with --exif apply (records may turn)
     history: list[str] = []
     schema_version: int = SCHEMA_VERSION
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, v: str) -> str:
+        if v not in task_names():
+            raise ValueError(f"unknown task {v!r}; valid: {', '.join(task_names())}")
+        return v
 
     @field_validator("classes")
     @classmethod
@@ -222,12 +231,8 @@ class Dataset:
         return decode(self.image_path(rec), mode, draft=draft, orientation=rec.orientation)
 
     def class_index(self, rec: Record) -> int:
-        """The class index of a classify/count record (its stratification key)."""
-        if self.task == "count":
-            return self.classes.index(str(rec.count))
-        if rec.label is None:
-            raise DatasetError(f"record {rec.id!r} has no label")
-        return rec.label
+        """The class index of a record with one class per image (its stratification key)."""
+        return get_task(self.task).class_index(rec, self.classes)
 
     def split_records(self, split: str | None) -> list[Record]:
         return [r for r in self.records if r.split == split]
@@ -238,14 +243,12 @@ class Dataset:
     def class_counts(self, split: str | None | Literal["all"] = "all") -> list[int]:
         """Images per class (classify/count) or objects per class (detect)."""
         counts = [0] * len(self.classes)
+        task = get_task(self.task)
         for r in self.records:
             if split != "all" and r.split != split:
                 continue
-            if self.task == "detect":
-                for lab in r.labels or []:
-                    counts[lab] += 1
-            else:
-                counts[self.class_index(r)] += 1
+            for c in task.record_classes(r, self.classes):
+                counts[c] += 1
         return counts
 
     def check_labels(self) -> None:
@@ -254,42 +257,12 @@ class Dataset:
         Raises:
             DatasetFormatError: naming the manifest line and the field.
         """
-        n = len(self.classes)
+        task = get_task(self.task)
         path = self.root / MANIFEST
         for i, r in enumerate(self.records, start=1):
-            if self.task == "classify":
-                if r.label is None or not 0 <= r.label < n:
-                    raise DatasetFormatError(
-                        f"label {r.label!r} is not a class index in 0..{n - 1}",
-                        path=path,
-                        line=i,
-                        field="label",
-                    )
-            elif self.task == "count":
-                if r.count is None or str(r.count) not in self.classes:
-                    raise DatasetFormatError(
-                        f"count {r.count!r} is not one of the classes {self.classes}",
-                        path=path,
-                        line=i,
-                        field="count",
-                    )
-            else:
-                boxes, labels = r.boxes or [], r.labels or []
-                if len(boxes) != len(labels):
-                    raise DatasetFormatError(
-                        f"{len(boxes)} boxes but {len(labels)} labels",
-                        path=path,
-                        line=i,
-                        field="labels",
-                    )
-                bad = [lab for lab in labels if not 0 <= lab < n]
-                if bad:
-                    raise DatasetFormatError(
-                        f"labels {bad} are not class indices in 0..{n - 1}",
-                        path=path,
-                        line=i,
-                        field="labels",
-                    )
+            problem = task.label_error(r, self.classes)
+            if problem is not None:
+                raise DatasetFormatError(problem[1], path=path, line=i, field=problem[0])
 
     def derive(self, records: list[Record], **info_updates: Any) -> Dataset:
         """A new in-memory dataset sharing this one's classes and images."""

@@ -1,0 +1,53 @@
+"""``count``: how many objects an image shows, as a classification over count classes.
+
+A count record carries ``Record.count``; its class is ``classes.index(str(count))`` (the
+classes are the counts seen at import, e.g. ``["1", "2", "3", "4", "5"]``). Everything
+else is classification (:class:`~cvpipe.tasks.classify.ClassifyTask`); evaluation adds
+count errors (MAE, RMSE, off-by-one) to the classification metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar
+
+from cvpipe.tasks.classify import ClassifyTask
+from cvpipe.tasks.registry import register_task
+
+if TYPE_CHECKING:
+    from cvpipe.data.manifest import Record
+
+
+class CountTask(ClassifyTask):
+    """Counts as classes."""
+
+    name: ClassVar[str] = "count"
+    record_fields: ClassVar[tuple[str, ...]] = ("count",)
+
+    # ------------------------------------------------------------------ records (data/)
+
+    def label_error(self, rec: Record, classes: Sequence[str]) -> tuple[str, str] | None:
+        if rec.count is None or str(rec.count) not in classes:
+            return "count", f"count {rec.count!r} is not one of the classes {list(classes)}"
+        return None
+
+    def class_index(self, rec: Record, classes: Sequence[str]) -> int:
+        try:
+            return list(classes).index(str(rec.count))
+        except ValueError:
+            from cvpipe.errors import DatasetError
+
+            raise DatasetError(
+                f"record {rec.id!r}: count {rec.count!r} is not one of the classes {list(classes)}"
+            ) from None
+
+    # ------------------------------------------------------------------ training (engine/)
+
+    # ------------------------------------------------------------------ inference
+
+    # ------------------------------------------------------------------ evaluation
+
+    # ------------------------------------------------------------------ serving and tuning
+
+
+TASK = register_task(CountTask())
