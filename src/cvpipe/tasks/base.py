@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from cvpipe.data.manifest import Record
+    from cvpipe.engine.config import TrainConfig
+    from cvpipe.engine.defaults import TaskDefault
 
 
 class Task(ABC):
@@ -47,6 +49,7 @@ class Task(ABC):
         name: the name datasets, runs and model cards carry (``dataset.yaml: task``).
         record_fields: the :class:`~cvpipe.data.manifest.Record` fields that carry its
             labels (``("label",)``, ``("count",)``, ``("boxes", "labels")``).
+        models: what its trained models are called in messages (``"detectors"``).
         unit: what class counts count: ``"images"`` (one class per image) or
             ``"objects"`` (one per box).
         monitor: the validation metric early stopping and ``best.pt`` follow by default.
@@ -54,6 +57,7 @@ class Task(ABC):
 
     name: ClassVar[str]
     record_fields: ClassVar[tuple[str, ...]]
+    models: ClassVar[str]
     unit: ClassVar[str] = "images"
     monitor: ClassVar[str] = "val.accuracy"
 
@@ -75,6 +79,35 @@ class Task(ABC):
         raise DatasetError(f"task {self.name!r} has no single class per image (record {rec.id!r})")
 
     # ------------------------------------------------------------------ training (engine/)
+
+    #: Whether ``train_distributed`` (DDP over local processes) can train this task.
+    data_parallel: ClassVar[bool] = True
+
+    @abstractmethod
+    def run_class(self) -> type[Any]:
+        """The engine's run that trains this task: :class:`cvpipe.engine.trainer.Run` or a
+        subclass swapping in the task's model, data pipeline and epoch row."""
+
+    @abstractmethod
+    def step_function(self) -> Any:
+        """The per-batch step the training loop calls (:data:`cvpipe.engine.loop.StepFn`):
+        the loss (and its parts) of one batch, in training and in validation."""
+
+    @abstractmethod
+    def defaults(self) -> tuple[TaskDefault, ...]:
+        """What ``cvpipe train`` uses without ``--model``: models to try in order, with
+        the settings that go with them (:mod:`cvpipe.engine.defaults`)."""
+
+    def check_config(self, config: TrainConfig) -> None:
+        """Raise :class:`~cvpipe.errors.ConfigError` for settings that mean nothing for this
+        task, before anything is built (the run checks the rest); the default accepts all."""
+        return None
+
+    def loss_baseline(self, num_classes: int) -> float | None:
+        """The training loss of an untrained model that knows nothing (``ln C`` for a
+        softmax over ``C`` classes), which the health rules compare the first steps with;
+        None when the loss has no such baseline (detection's summed box losses)."""
+        return None
 
     # ------------------------------------------------------------------ inference
 
