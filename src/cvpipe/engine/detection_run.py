@@ -169,7 +169,7 @@ class DetectionRun(Run):
         size = int(net.input_size)
         pre = Preprocess(input_size=size, resize_size=size, mean=tuple(card["image_mean"]), std=tuple(card["image_std"]))  # fmt: skip
         return {
-            "task": "detect", "classes": self.ds.classes, "model": self.config.model_name, "head": {},
+            "task": self.ds.task, "classes": self.ds.classes, "model": self.config.model_name, "head": {},
             "preprocess": pre.to_json(), "input_size": size, "freeze": self.config.freeze,
             "freeze_pattern": self.config.freeze_pattern, "weights": self.config.weights,
             "weights_info": {k: v for k, v in net.weights_info.items() if isinstance(v, (str, int, float, bool))},

@@ -178,7 +178,7 @@ class Run:
             meta,
             path=self.rd.last,
             task=self.ds.task,
-            classes=self.ds.classes,
+            classes=self.ds.output_classes,
             model=self.config.model_name,
         )
         lock = read_json(self.rd.lock) if self.rd.lock.is_file() else None
@@ -194,7 +194,7 @@ class Run:
             else model_meta(self.config.model_name).default_head
         )
         net = create_classifier(
-            self.config.model_name, num_classes=len(self.ds.classes), weights=self.config.weights, head=head,
+            self.config.model_name, num_classes=len(self.ds.output_classes), weights=self.config.weights, head=head,
             freeze=self.config.freeze, last_n=self.config.last_n, input_size=self.config.input_size,
         )  # fmt: skip
         self.head_spec = head.model_dump(mode="json")
@@ -274,7 +274,7 @@ class Run:
 
     def _meta(self, net: Any) -> dict[str, Any]:
         """What checkpoints and the model card record about the model."""
-        return run_meta(self.config, net, self.ds.task, self.ds.classes, self.head_spec)
+        return run_meta(self.config, net, self.ds.task, self.ds.output_classes, self.head_spec)
 
     def _card_extra(self) -> dict[str, Any]:
         """Task-specific entries of the model card's ``extra``."""

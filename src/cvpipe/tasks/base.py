@@ -71,9 +71,16 @@ class Task(ABC):
     def record_classes(self, rec: Record, classes: Sequence[str]) -> list[int]:
         """The class indices ``rec`` adds to class counts: one per image, or one per object."""
 
+    def output_classes(self, classes: Sequence[str]) -> list[str]:
+        """The classes a model of this task outputs, given the dataset's ``classes``: the
+        same list, except for a task whose targets derive from the records (e.g. "does the
+        image show any object" over detection records)."""
+        return list(classes)
+
     def class_index(self, rec: Record, classes: Sequence[str]) -> int:
-        """The one class of a record (its stratification key) for tasks with one class per
-        image; tasks with objects raise :class:`~cvpipe.errors.DatasetError`."""
+        """The one output class of a record (an index into :meth:`output_classes`: its
+        training target and stratification key) for tasks with one class per image; tasks
+        with objects raise :class:`~cvpipe.errors.DatasetError`."""
         from cvpipe.errors import DatasetError
 
         raise DatasetError(f"task {self.name!r} has no single class per image (record {rec.id!r})")
