@@ -145,7 +145,7 @@ class DetectionRun(Run):
         if coco and d.weights is None:
             from cvpipe.models.coco_start import start_from_coco
 
-            report = start_from_coco(det, self.ds.classes)
+            report = start_from_coco(det, self.ds.classes, d.class_map or None)
             log.info("%s", report.summary())
         if self.config.freeze == "frozen":
             pattern = det.trunk_pattern()
