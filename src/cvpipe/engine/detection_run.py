@@ -124,7 +124,8 @@ class DetectionRun(_Run):
     # -- model ------------------------------------------------------------------------
     def _build_model(self) -> Any:
         from cvpipe.models.classification import MODELS
-        from cvpipe.models.detection import DETECTORS, create_detector, freeze_backbone
+        from cvpipe.models.detection import DETECTORS, create_detector
+        from cvpipe.models.detector import freeze_backbone
 
         name = self.config.model_name
         if name in MODELS and name not in DETECTORS:
@@ -143,7 +144,7 @@ class DetectionRun(_Run):
             localization_weight=d.localization_weight,
         )  # fmt: skip
         if coco and d.weights is None:
-            from cvpipe.models.coco_start import start_from_coco
+            from cvpipe.models.coco_weights import start_from_coco
 
             report = start_from_coco(det, self.ds.classes)
             log.info("%s", report.summary())

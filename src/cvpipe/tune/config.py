@@ -224,7 +224,7 @@ def check_model_names(base: dict[str, Any], space: SearchSpace, task: str) -> No
     if task not in RECORDED_METRICS:
         return
     from cvpipe.errors import UnknownNameError
-    from cvpipe.models.classification import model_meta
+    from cvpipe.models.backbones import model_meta
     from cvpipe.tune.space import CategoricalParam
 
     names = [("train.model", base["model"])] if base.get("model") else []
