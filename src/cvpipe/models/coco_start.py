@@ -1,7 +1,7 @@
 """Start a detector for a dataset's classes from a COCO-trained detector's weights.
 
 :func:`load_coco_start` copies a COCO-trained state_dict into a freshly built
-:class:`~cvpipe.models.detection.Detector` whose head has one output per *dataset* class
+:class:`~cvpipe.models.detector.Detector` whose head has one output per *dataset* class
 (plus background):
 
 - every tensor whose name and shape match is kept (backbone, FPN, extra maps, box
@@ -245,7 +245,7 @@ def load_coco_start(
     """Load COCO-trained ``state`` into ``det`` (a freshly built Detector for ``classes``).
 
     Args:
-        det: a :class:`~cvpipe.models.detection.Detector` just built (its class-dependent
+        det: a :class:`~cvpipe.models.detector.Detector` just built (its class-dependent
             tensors hold the builder's initialisation, which new classes keep).
         state: the COCO detector's state_dict, keys of the torchvision model
             (``backbone...``, ``head...``) or of a cvpipe Detector (``model.`` prefix).
