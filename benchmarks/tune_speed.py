@@ -57,7 +57,8 @@ def main() -> None:
         from cvpipe.engine.trainer import train
         from cvpipe.tune import storage as S
         from cvpipe.tune.config import TuneConfig
-        from cvpipe.tune.tuner import quiet_optuna, tune
+        from cvpipe.tune.tuner import tune
+        from cvpipe.tune.workers import quiet_optuna
 
         quiet_optuna(logging.ERROR)
         demo = generate(work / "demo", per_class=per_class, size=size)

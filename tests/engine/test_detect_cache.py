@@ -29,7 +29,8 @@ from cvpipe.engine.detection import check_ground_truth
 from cvpipe.engine.features import FeatureRequest, cached_features
 from cvpipe.engine.runs import ModelCard
 from cvpipe.engine.trainer import train
-from cvpipe.models.detection import create_detector, freeze_backbone
+from cvpipe.models.detection import create_detector
+from cvpipe.models.detector import freeze_backbone
 
 SIZE = 64
 

@@ -19,7 +19,7 @@ from cvpipe.engine.detect_predictor import (
 from cvpipe.engine.predictor import BasePredictor
 from cvpipe.engine.runs import load_model
 from cvpipe.errors import ConfigError
-from cvpipe.models.detection import Detector
+from cvpipe.models.detector import Detector
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from cvpipe.engine.config import TrainConfig
 from cvpipe.engine.runs import load_model
 from cvpipe.engine.trainer import train
 from cvpipe.errors import ConfigError, WeightsNotFoundError
-from cvpipe.models.coco_start import start_from_coco
+from cvpipe.models.coco_weights import start_from_coco
 from cvpipe.models.detection import create_detector
 
 SSD_CLS = [f"head.classification_head.module_list.{i}" for i in range(6)]

@@ -22,7 +22,8 @@ from cvpipe.engine.loop import StepContext, StepOutput
 from cvpipe.engine.runs import ModelCard, load_model, read_metrics
 from cvpipe.engine.trainer import train
 from cvpipe.errors import ConfigError, CvpipeError, DatasetFormatError, TrainingDiverged
-from cvpipe.models.detection import Detector, create_detector
+from cvpipe.models.detection import create_detector
+from cvpipe.models.detector import Detector
 from cvpipe.tasks import get_task
 
 SIZE = 64

@@ -12,14 +12,9 @@ from PIL import Image
 from tests.engine.tinydetect import make_detect_dataset
 
 from cvpipe.engine.detect_evaluate import evaluate_benchmark
-from cvpipe.engine.external import (
-    COCO_LABELS,
-    builtin_files,
-    load_benchmark,
-    read_class_map,
-    read_label_map,
-)
+from cvpipe.engine.external import load_benchmark, read_class_map, read_label_map
 from cvpipe.errors import ConfigError, MissingDependencyError
+from cvpipe.models.coco_assets import COCO_LABELS, builtin_files
 
 
 def const_onnx(path: Path, layout: str) -> Path:

@@ -16,6 +16,7 @@ from tinydata import make_dataset  # noqa: E402
 
 from cvpipe.config import load_config  # noqa: E402
 from cvpipe.data.manifest import Dataset  # noqa: E402
+from cvpipe.engine import feature_backends as FB  # noqa: E402
 from cvpipe.engine import features as F  # noqa: E402
 from cvpipe.engine.config import TrainConfig  # noqa: E402
 from cvpipe.engine.trainer import train  # noqa: E402
@@ -157,7 +158,7 @@ def test_auto_uses_torch_for_small_passes_and_onnx_for_large(tmp_path: Path, mon
     net, ds = _net_and_data(tmp_path)
     small = F.cached_features(net, ds, ds.records, _req(tmp_path, "s"))
     assert json.loads((small.path / "meta.json").read_text())["backend"] == "torch"
-    monkeypatch.setattr(F, "ORT_PAYBACK_S", 0.0)
+    monkeypatch.setattr(FB, "ORT_PAYBACK_S", 0.0)
     large = F.cached_features(net, ds, ds.records, _req(tmp_path, "l"))
     assert json.loads((large.path / "meta.json").read_text())["backend"] == "onnxruntime"
     np.testing.assert_allclose(large.features, small.features, rtol=1e-4, atol=1e-4)
@@ -165,10 +166,12 @@ def test_auto_uses_torch_for_small_passes_and_onnx_for_large(tmp_path: Path, mon
 
 def test_auto_falls_back_to_torch_with_a_reason(tmp_path: Path, monkeypatch, caplog) -> None:
     net, ds = _net_and_data(tmp_path)
-    monkeypatch.setattr(F, "ORT_PAYBACK_S", 0.0)
-    real = F._OrtRunner.__call__
-    monkeypatch.setattr(F._OrtRunner, "__call__", lambda self, x: [a + 1e-2 for a in real(self, x)])
-    with caplog.at_level("WARNING", logger="cvpipe.engine.features"):
+    monkeypatch.setattr(FB, "ORT_PAYBACK_S", 0.0)
+    real = FB._OrtRunner.__call__
+    monkeypatch.setattr(
+        FB._OrtRunner, "__call__", lambda self, x: [a + 1e-2 for a in real(self, x)]
+    )
+    with caplog.at_level("WARNING", logger="cvpipe.engine.feature_backends"):
         fs = F.cached_features(net, ds, ds.records, _req(tmp_path, "a"))
     assert json.loads((fs.path / "meta.json").read_text())["backend"] == "torch"
     assert "differ from PyTorch's" in caplog.text and "feature backend: torch" in caplog.text
@@ -185,8 +188,8 @@ def test_export_failure_falls_back_or_raises(tmp_path: Path, monkeypatch, caplog
         raise RuntimeError("unsupported operator")
 
     monkeypatch.setattr(torch.onnx, "export", broken)
-    monkeypatch.setattr(F, "ORT_PAYBACK_S", 0.0)
-    with caplog.at_level("WARNING", logger="cvpipe.engine.features"):
+    monkeypatch.setattr(FB, "ORT_PAYBACK_S", 0.0)
+    with caplog.at_level("WARNING", logger="cvpipe.engine.feature_backends"):
         fs = F.cached_features(net, ds, ds.records, _req(tmp_path, "a"))
     assert fs.status == "miss" and "unsupported operator" in caplog.text
     assert list((tmp_path / "a" / "onnx").iterdir()) == []  # no half-written graph

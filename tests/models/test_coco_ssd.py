@@ -222,7 +222,7 @@ def test_coco_weights_start_any_class_list(
     """weights: coco: converted once into CVPIPE_HOME, then read from the cache; the class
     predictors keep COCO's background and 'dog' rows, 'widget' is freshly initialised."""
     from cvpipe.models import coco_ssd
-    from cvpipe.models.coco_start import start_from_coco
+    from cvpipe.models.coco_weights import start_from_coco
     from cvpipe.models.detection import create_detector
 
     graph, _ = _packaged_graph()

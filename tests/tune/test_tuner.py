@@ -22,14 +22,14 @@ from cvpipe.engine.callbacks import TrainState
 from cvpipe.engine.config import TrainConfig
 from cvpipe.errors import ConfigError, DatasetError
 from cvpipe.tune import storage as S
-from cvpipe.tune.tuner import (
+from cvpipe.tune.trial import (
     ObjectiveNotRecorded,
     TrialFailed,
     TrialReporter,
     budget_used,
     objective_value,
-    tune,
 )
+from cvpipe.tune.tuner import tune
 
 STATES = optuna.trial.TrialState
 
@@ -155,9 +155,9 @@ def test_reporter_reports_each_epoch_and_stops_a_pruned_run() -> None:
 
 def test_objective_missing_from_the_run_stops_the_study(make_tune, monkeypatch) -> None:
     """A task whose metrics tune does not list (detection later) is checked at the first epoch."""
-    import cvpipe.tune.config as C
+    from cvpipe.tasks.classify import ClassifyTask
 
-    monkeypatch.setattr(C, "RECORDED_METRICS", {})
+    monkeypatch.setattr(ClassifyTask, "recorded_metrics", {})
     cfg = make_tune(objective={"metric": "val.mAP", "direction": "maximize"}, max_trials=3)
     with pytest.raises(ObjectiveNotRecorded, match="'val.mAP' is not recorded"):
         tune(cfg)

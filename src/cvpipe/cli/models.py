@@ -59,9 +59,9 @@ def _timm(args: argparse.Namespace) -> int:
 def _rows(pattern: str | None, task: str | None) -> list[dict[str, Any]]:
     from cvpipe.engine.defaults import TASK_DEFAULTS
     from cvpipe.models.classification import list_models
-    from cvpipe.models.coco_start import coco_availability
+    from cvpipe.models.coco_weights import coco_availability
     from cvpipe.models.detection import list_detectors
-    from cvpipe.models.published import availability
+    from cvpipe.models.weight_sources import availability
 
     defaults = {t: c[0].model for t, c in TASK_DEFAULTS.items() if c}
     rows: list[dict[str, Any]] = []

@@ -232,7 +232,7 @@ def _from_trial(
 def _health_summary(run: Path) -> None:
     """The rules that fired (from RUN/health/findings.json), or one line saying none did."""
     from cvpipe.cli.health import summary_lines
-    from cvpipe.engine.health.rules import Finding
+    from cvpipe.engine.health.rule_base import Finding
 
     path = run / "health" / "findings.json"
     if not path.is_file():

@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cvpipe.tune.tuner import quiet_optuna
+    from cvpipe.tune.workers import quiet_optuna
 
     quiet_optuna(logging.INFO if args.verbose >= 2 else logging.ERROR)
     if args.action == "run":

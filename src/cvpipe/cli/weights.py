@@ -62,7 +62,8 @@ def _registered_and_cached(pattern: str | None) -> list[str]:
     import fnmatch
 
     from cvpipe.models.classification import MODELS
-    from cvpipe.models.weights import cached_timm_names, read_index
+    from cvpipe.models.weight_files import read_index
+    from cvpipe.models.weight_sources import cached_timm_names
 
     names = MODELS.names(pattern)
     extra = set(read_index()["models"]) | set(cached_timm_names())
@@ -75,7 +76,8 @@ def _registered_and_cached(pattern: str | None) -> list[str]:
 def _list(pattern: str | None) -> int:
     from cvpipe.models.download import offline_reason
     from cvpipe.models.published import published_classifier
-    from cvpipe.models.weights import find_sources, store_dir
+    from cvpipe.models.weight_files import store_dir
+    from cvpipe.models.weight_sources import find_sources
 
     rows = []
     missing = 0
@@ -110,7 +112,7 @@ def _list(pattern: str | None) -> int:
 
 
 def _add(name: str | None, file: str | None, link: bool) -> int:
-    from cvpipe.models.weights import add_weights
+    from cvpipe.models.weight_store import add_weights
 
     if not name or not file:
         raise ConfigError(
@@ -125,7 +127,9 @@ def _add(name: str | None, file: str | None, link: bool) -> int:
 
 
 def _verify(name: str | None) -> int:
-    from cvpipe.models.weights import find_sources, resolve, verify_source
+    from cvpipe.models.weight_sources import find_sources
+    from cvpipe.models.weight_store import verify_source
+    from cvpipe.models.weights import resolve
 
     names = [name] if name else _registered_and_cached(None)
     rows = []
@@ -155,7 +159,7 @@ def _download(names: list[str]) -> int:
         published_classifier,
         published_coco,
     )
-    from cvpipe.models.weights import find_sources
+    from cvpipe.models.weight_sources import find_sources
 
     if not names:
         raise ConfigError(

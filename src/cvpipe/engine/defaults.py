@@ -72,7 +72,7 @@ def weights_arch(model: str) -> str:
 def resolves_offline(model: str) -> bool:
     """Whether ``model``'s pretrained weights are on this machine (no download); for a
     default that starts from COCO (``ssd300_mobilenet_v2``), its COCO weights."""
-    from cvpipe.models.weights import find_sources
+    from cvpipe.models.weight_sources import find_sources
 
     if model == "ssd300_mobilenet_v2":
         from cvpipe.models.coco_ssd import graph_installed
@@ -87,7 +87,8 @@ def resolves_offline(model: str) -> bool:
 
 def has_pretrained(model: str) -> bool:
     """False for models no pretrained weights exist for (custom CNNs)."""
-    from cvpipe.models.classification import MODELS, model_meta
+    from cvpipe.models.backbones import model_meta
+    from cvpipe.models.classification import MODELS
 
     arch = weights_arch(model)
     return not (arch in MODELS and model_meta(arch).family == "custom")

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     import torch
 
     from cvpipe.engine.runs import ModelCard
-    from cvpipe.models.detection import Detector
+    from cvpipe.models.detector import Detector
 
 log = logging.getLogger(__name__)
 

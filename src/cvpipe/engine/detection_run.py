@@ -8,7 +8,7 @@ task-specific pieces swapped in — nothing else is copied, so checkpoints (atom
 - the model: :func:`cvpipe.models.detection.create_detector` with ``num_classes`` from the
   dataset, the backbone's ImageNet weights (``weights: imagenet``) or the whole detector's
   COCO weights for the dataset's classes (``weights: coco``,
-  :func:`cvpipe.models.coco_start.start_from_coco`), loss weights
+  :func:`cvpipe.models.coco_weights.start_from_coco`), loss weights
   and post-processing from ``detector.*``, layers frozen by ``freeze_pattern``, and with
   ``freeze: frozen`` the trunk of an SSD-family detector
   (:meth:`~cvpipe.models.detection.Detector.backbone_split`);
@@ -124,7 +124,8 @@ class DetectionRun(Run):
     # -- model ------------------------------------------------------------------------
     def _build_model(self) -> Any:
         from cvpipe.models.classification import MODELS
-        from cvpipe.models.detection import DETECTORS, create_detector, freeze_backbone
+        from cvpipe.models.detection import DETECTORS, create_detector
+        from cvpipe.models.detector import freeze_backbone
 
         name = self.config.model_name
         if name in MODELS and name not in DETECTORS:
@@ -143,7 +144,7 @@ class DetectionRun(Run):
             localization_weight=d.localization_weight,
         )  # fmt: skip
         if coco and d.weights is None:
-            from cvpipe.models.coco_start import start_from_coco
+            from cvpipe.models.coco_weights import start_from_coco
 
             report = start_from_coco(det, self.ds.classes, d.class_map or None)
             log.info("%s", report.summary())

@@ -49,7 +49,7 @@ class ConvertedCocoDetector(ExternalDetector):
         name: str,
     ) -> None:
         from cvpipe.models.coco_ssd import NUM_COCO_CHANNELS, build_coco_model, coco_state
-        from cvpipe.models.detection import Detector
+        from cvpipe.models.detector import Detector
 
         state, info = coco_state(graph)
         model = build_coco_model()

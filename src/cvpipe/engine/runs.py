@@ -28,7 +28,7 @@ from cvpipe.io import atomic_write_text, read_json, write_json
 
 if TYPE_CHECKING:
     from cvpipe.models.classification import ClassifierNet
-    from cvpipe.models.detection import Detector
+    from cvpipe.models.detector import Detector
     from cvpipe.models.preprocess import Preprocess
 
 log = logging.getLogger(__name__)

@@ -185,7 +185,8 @@ class Run:
         return ckpt, lock
 
     def _build_model(self) -> Any:
-        from cvpipe.models.classification import create_classifier, model_meta
+        from cvpipe.models.backbones import model_meta
+        from cvpipe.models.classification import create_classifier
 
         torch.manual_seed(self.config.seed)
         head = (

@@ -8,7 +8,7 @@ truth and predictions:
   ``width``/``height``, per-box flags as ``iscrowd`` (``[N]``) or ``meta["box_meta"]`` /
   ``box_meta`` (one dict per box, as importers write them);
 - predictions: a mapping with ``boxes``, ``scores`` and ``labels`` (dataset class indices,
-  e.g. a :class:`~cvpipe.models.detection.Detector`'s output); lists, NumPy arrays and
+  e.g. a :class:`~cvpipe.models.detector.Detector`'s output); lists, NumPy arrays and
   torch tensors are all accepted; an image may have no boxes.
 
 They are converted in memory to COCO dicts (image ids 1..N, category id = class index +

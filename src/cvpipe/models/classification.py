@@ -1,10 +1,11 @@
 """Image classifiers: a backbone giving pooled features, a head giving logits.
 
 Every model is a :class:`ClassifierNet` built by a keyword-only builder registered in
-:data:`MODELS` (torchvision and timm architectures, seed 001's custom CNN, seed 003's base
-CNN); any other timm architecture is available as ``"timm/<name>"``. Builders never
-download anything: networks are constructed with ``weights=None`` / ``pretrained=False``
-and pretrained weights are resolved by :mod:`cvpipe.models.weights` (offline first).
+:data:`MODELS`, one per architecture of :mod:`cvpipe.models.backbones` (torchvision and
+timm architectures, seed 001's custom CNN, seed 003's base CNN); any other timm
+architecture is available as ``"timm/<name>"``. Builders never download anything:
+networks are constructed with ``weights=None`` / ``pretrained=False`` and pretrained
+weights are resolved by :mod:`cvpipe.models.weights` (offline first).
 
 Example:
     >>> net = create_classifier("resnet50", num_classes=5, head=HeadSpec(hidden=[128]),
@@ -17,64 +18,31 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from cvpipe.errors import ConfigError, UnknownNameError
-from cvpipe.models.custom_cnn import (
-    BASE_CNN_HEAD,
-    CUSTOM_CNN_FEATURES,
-    CUSTOM_CNN_HEAD,
-    BaseCNNBackbone,
-    CustomCNNBackbone,
+from cvpipe.errors import ConfigError
+from cvpipe.models.backbones import (
+    MODEL_META,
+    TIMM_PREFIX,
+    ModelMeta,
+    build_backbone,
+    default_preprocess,
+    model_meta,
 )
 from cvpipe.models.heads import HeadSpec, build_head
-from cvpipe.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from cvpipe.models.preprocess import Preprocess
+from cvpipe.models.weight_sources import find_sources
+from cvpipe.models.weights import load_backbone_weights, resolve
 from cvpipe.registry import Registry, suggest
 
 log = logging.getLogger(__name__)
 
 FreezeMode = Literal["frozen", "last-n", "full"]
 FREEZE_MODES = ("frozen", "last-n", "full")
-TIMM_PREFIX = "timm/"
-
-
-@dataclass
-class Backbone:
-    """A feature extractor and what cvpipe needs to know about it.
-
-    Attributes:
-        module: images ``[N, 3, H, W]`` → pooled features ``[N, feature_dim]``. Its
-            state_dict keys are those of the original torchvision/timm model minus the
-            removed classifier, so original checkpoints load by name.
-        feature_dim: D.
-        stages: top-level stages, first to last, each a list of module names in
-            ``module`` (used by ``freeze("last-n")``).
-        head_prefixes: key prefixes of the original model's classifier; such keys in a
-            pretrained state_dict are dropped (reported), not errors.
-        reference: builds the original full model (used for in-order key mapping);
-            called under ``torch.device("meta")``.
-    """
-
-    module: nn.Module
-    feature_dim: int
-    stages: list[list[str]]
-    head_prefixes: tuple[str, ...] = ()
-    reference: Callable[[], nn.Module] | None = None
-
-
-@dataclass(frozen=True)
-class ModelMeta:
-    """Registered facts about a model, known without building it."""
-
-    name: str
-    family: str  # torchvision | timm | custom
-    source: str  # the torchvision / timm architecture name ("" for custom models)
-    default_head: HeadSpec = field(default_factory=HeadSpec)
-    fixed_input: bool = False
 
 
 @dataclass(frozen=True)
@@ -189,186 +157,6 @@ class ClassifierNet(nn.Module):
 
 
 MODELS: Registry[Callable[..., ClassifierNet]] = Registry("model")
-MODEL_META: dict[str, ModelMeta] = {}
-
-
-# --------------------------------------------------------------------------- backbones
-def _resnet_stages() -> list[list[str]]:
-    return [["conv1", "bn1"], ["layer1"], ["layer2"], ["layer3"], ["layer4"]]
-
-
-def _indexed_stages(prefix: str, module: nn.Module) -> list[list[str]]:
-    return [[f"{prefix}.{i}"] for i in range(len(list(module.children())))]
-
-
-def _vgg_backbone(net: Any) -> list[list[str]]:
-    """Group VGG's flat ``features`` into its five conv blocks (each ends with a max pool)."""
-    stages: list[list[str]] = [[]]
-    for i, m in enumerate(net.features):
-        stages[-1].append(f"features.{i}")
-        if isinstance(m, nn.MaxPool2d):
-            stages.append([])
-    return [s for s in stages if s]
-
-
-def _torchvision_full(arch: str) -> Any:
-    from torchvision import models
-
-    return models.get_model(arch, weights=None)
-
-
-def _init_vgg_features(net: nn.Module) -> None:
-    for m in net.modules():  # the same initialisation torchvision's VGG uses
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.constant_(m.bias, 0)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.constant_(m.weight, 1)
-            nn.init.constant_(m.bias, 0)
-
-
-def torchvision_backbone(arch: str) -> Backbone:
-    """Build a torchvision architecture (random init, never downloads) without its classifier.
-
-    ResNet/ResNeXt: ``fc`` removed, D = 2048 (512 for resnet18/34). VGG: the three fully
-    connected layers removed and the conv features globally average-pooled, D = 512 (the
-    14.7M-parameter VGG16 of seed 003). MobileNetV2 and EfficientNet-B0: classifier
-    removed, D = 1280. MobileNetV3: the pretrained pre-logits layer (Linear + Hardswish) is
-    kept, D = 1024 (small) or 1280 (large).
-    """
-    if arch.startswith("vgg"):
-        # Building VGG's 120M-parameter classifier only to drop it costs seconds: build it
-        # on the meta device, strip it, then materialise and initialise the rest.
-        with torch.device("meta"):
-            net = _torchvision_full(arch)
-        net.classifier = nn.Identity()
-        net.avgpool = nn.AdaptiveAvgPool2d(1)
-        if torch.empty(0).device.type != "meta":  # a meta build (parameter counts) stays empty
-            net.to_empty(device="cpu")
-            _init_vgg_features(net)
-        stages = _vgg_backbone(net)
-        return Backbone(net, 512, stages, ("classifier.",), lambda: _torchvision_full(arch))
-    net = _torchvision_full(arch)
-    if arch.startswith(("resnet", "resnext", "wide_resnet")):
-        dim = net.fc.in_features
-        net.fc = nn.Identity()
-        return Backbone(net, dim, _resnet_stages(), ("fc.",), lambda: _torchvision_full(arch))
-    if arch.startswith("mobilenet_v3"):
-        pre_logits = net.classifier[0]
-        net.classifier = nn.Sequential(pre_logits, net.classifier[1])
-        stages = _indexed_stages("features", net.features) + [["classifier"]]
-        return Backbone(
-            net,
-            pre_logits.out_features,
-            stages,
-            ("classifier.3.",),
-            lambda: _torchvision_full(arch),
-        )
-    if arch.startswith(("mobilenet_v2", "efficientnet")):
-        linear = [m for m in net.classifier if isinstance(m, nn.Linear)][-1]
-        net.classifier = nn.Identity()
-        stages = _indexed_stages("features", net.features)
-        return Backbone(
-            net, linear.in_features, stages, ("classifier.",), lambda: _torchvision_full(arch)
-        )
-    raise UnknownNameError(f"no backbone recipe for torchvision architecture {arch!r}")
-
-
-def _timm_stages(net: nn.Module) -> list[list[str]]:
-    """Top-level stages of a timm model: the stem, each block of its main container, the rest."""
-    children = [(n, m) for n, m in net.named_children() if any(True for _ in m.parameters())]
-    containers = ("blocks", "stages", "layers", "features")
-    idx = next((i for i, (n, _) in enumerate(children) if n in containers), None)
-    if idx is None:
-        return [[n] for n, _ in children]
-    name, container = children[idx]
-    stages = [[n for n, _ in children[:idx]]] if idx else []
-    stages += [[f"{name}.{c}"] for c, _ in container.named_children()]
-    rest = [n for n, _ in children[idx + 1 :]]
-    return stages + ([rest] if rest else [])
-
-
-def timm_backbone(arch: str) -> tuple[Backbone, dict[str, Any]]:
-    """Build a timm architecture (``pretrained=False``, ``num_classes=0``: pooled features).
-
-    Returns:
-        The backbone and timm's pretrained config (input size, mean/std, crop_pct, ...).
-
-    Raises:
-        UnknownNameError: ``arch`` is not a timm architecture (with close names).
-    """
-    import timm
-
-    if not timm.is_model(arch):
-        hint = suggest(arch, timm.list_models())
-        raise UnknownNameError(
-            f"unknown timm model {arch!r}; {hint}see timm.list_models() for valid names"
-        )
-    net: Any = timm.create_model(arch, pretrained=False, num_classes=0)
-    cfg = dict(getattr(net, "pretrained_cfg", {}) or {})
-    classifier = cfg.get("classifier") or "classifier"
-    prefixes = tuple(f"{c}." for c in ([classifier] if isinstance(classifier, str) else classifier))
-    return (
-        Backbone(
-            net,
-            int(net.num_features),
-            _timm_stages(net),
-            prefixes,
-            lambda: timm.create_model(arch, pretrained=False),
-        ),
-        cfg,
-    )
-
-
-def timm_preprocess(cfg: dict[str, Any]) -> Preprocess:
-    """The eval preprocessing timm's pretrained config describes."""
-    size = int(cfg.get("input_size", (3, 224, 224))[-1])
-    crop_pct = float(cfg.get("crop_pct") or 0.875)
-    interpolation = cfg.get("interpolation") or "bicubic"
-    return Preprocess(
-        input_size=size,
-        resize_size=int(size / crop_pct),
-        mean=tuple(cfg.get("mean") or IMAGENET_MEAN),
-        std=tuple(cfg.get("std") or IMAGENET_STD),
-        interpolation=interpolation
-        if interpolation in ("nearest", "bilinear", "bicubic")
-        else "bicubic",
-    )
-
-
-# --------------------------------------------------------------------------- builders
-def _default_preprocess(meta: ModelMeta) -> Preprocess:
-    if meta.name == "custom_cnn":
-        # seed 001: Resize((224, 224)) + ToTensor(): no normalisation. cvpipe's one eval
-        # transform resizes the shorter side and centre-crops instead of squashing.
-        return Preprocess(
-            input_size=224, resize_size=224, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0)
-        )
-    if meta.name == "base_cnn":
-        return Preprocess(input_size=150, resize_size=150)
-    if meta.family == "timm":
-        import timm
-
-        cfg = timm.models.get_pretrained_cfg(meta.source)
-        return timm_preprocess(cfg.to_dict() if cfg is not None else {})
-    return Preprocess()
-
-
-def build_backbone(meta: ModelMeta) -> tuple[Backbone, Preprocess]:
-    """Build the randomly initialised backbone of a registered model and its preprocessing."""
-    if meta.name == "custom_cnn":
-        stages = [[f"conv{i}"] for i in range(1, 6)]
-        return Backbone(CustomCNNBackbone(), CUSTOM_CNN_FEATURES, stages), _default_preprocess(meta)
-    if meta.name == "base_cnn":
-        stages = [[f"blocks.{i}"] for i in range(4)]
-        return Backbone(
-            BaseCNNBackbone(), BaseCNNBackbone.feature_dim, stages
-        ), _default_preprocess(meta)
-    if meta.family == "timm":
-        backbone, cfg = timm_backbone(meta.source)
-        return backbone, timm_preprocess(cfg)
-    return torchvision_backbone(meta.source), Preprocess()
 
 
 def _assemble(
@@ -405,8 +193,6 @@ def _assemble(
         raise ConfigError(
             f"{meta.name}: weights 'coco' are for detectors; a classifier takes imagenet, none or a file"
         )
-    from cvpipe.models.weights import load_backbone_weights, resolve
-
     explicit = None if str(weights).lower() in ("imagenet", "default") else str(weights)
     resolved = resolve(meta.name, explicit=explicit)
     report = load_backbone_weights(
@@ -421,15 +207,8 @@ def _assemble(
     return net
 
 
-def register_model(
-    name: str,
-    family: str,
-    source: str = "",
-    default_head: HeadSpec | None = None,
-    fixed_input: bool = False,
-) -> None:
-    """Register a keyword-only builder ``name(*, weights=None, num_classes, head=None, input_size=None)``."""
-    meta = ModelMeta(name, family, source, default_head or HeadSpec(), fixed_input)
+def _add_builder(meta: ModelMeta) -> None:
+    """Register ``meta``'s keyword-only builder in :data:`MODELS`."""
 
     def builder(
         *,
@@ -442,41 +221,27 @@ def register_model(
             meta, weights=weights, num_classes=num_classes, head=head, input_size=input_size
         )
 
-    builder.__name__ = builder.__qualname__ = name
-    builder.__doc__ = (
-        f"Build {name} ({family}{': ' + source if source else ''}) as a ClassifierNet."
-    )
-    MODELS.add(name, builder)
-    MODEL_META[name] = meta
+    source = f": {meta.source}" if meta.source else ""
+    builder.__name__ = builder.__qualname__ = meta.name
+    builder.__doc__ = f"Build {meta.name} ({meta.family}{source}) as a ClassifierNet."
+    MODELS.add(meta.name, builder)
 
 
-TORCHVISION_MODELS = (
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-    "resnext50_32x4d", "resnext101_32x8d",
-    "vgg16", "vgg16_bn",
-    "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
-    "efficientnet_b0",
-)  # fmt: skip
-TIMM_MODELS = ("tf_efficientnet_lite0", "tf_efficientnet_lite2")
-
-for _arch in TORCHVISION_MODELS:
-    register_model(_arch, "torchvision", _arch)
-for _arch in TIMM_MODELS:
-    register_model(_arch, "timm", _arch)
-register_model("custom_cnn", "custom", default_head=CUSTOM_CNN_HEAD, fixed_input=True)
-register_model("base_cnn", "custom", default_head=BASE_CNN_HEAD)
+def register_model(
+    name: str,
+    family: str,
+    source: str = "",
+    default_head: HeadSpec | None = None,
+    fixed_input: bool = False,
+) -> None:
+    """Register a keyword-only builder ``name(*, weights=None, num_classes, head=None, input_size=None)``."""
+    meta = ModelMeta(name, family, source, default_head or HeadSpec(), fixed_input)
+    MODEL_META.add(name, meta)
+    _add_builder(meta)
 
 
-def model_meta(name: str) -> ModelMeta:
-    """Facts about a registered model or a ``timm/<arch>`` name.
-
-    Raises:
-        UnknownNameError: unknown name, with close matches.
-    """
-    if name.startswith(TIMM_PREFIX):
-        return ModelMeta(name, "timm", name[len(TIMM_PREFIX) :])
-    MODELS.get(name)  # raises with suggestions
-    return MODEL_META[name]
+for _name in MODEL_META.names():
+    _add_builder(MODEL_META.get(_name))
 
 
 def create_classifier(
@@ -550,11 +315,9 @@ def list_models(pattern: str | None = None) -> list[ModelInfo]:
         One :class:`ModelInfo` per model: family, backbone parameters, feature dimension,
         default input size and where ImageNet weights resolve offline (None if nowhere).
     """
-    from cvpipe.models.weights import find_sources
-
     infos = []
     for name in MODELS.names(pattern):
-        meta = MODEL_META[name]
+        meta = MODEL_META.get(name)
         params, body, dim = count_params(name)
         sources = find_sources(name)
         infos.append(
@@ -564,7 +327,7 @@ def list_models(pattern: str | None = None) -> list[ModelInfo]:
                 params=params,
                 backbone_params=body,
                 feature_dim=dim,
-                input_size=_default_preprocess(meta).input_size,
+                input_size=default_preprocess(meta).input_size,
                 weights=sources[0].kind if sources else None,
             )
         )

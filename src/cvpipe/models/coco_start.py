@@ -1,7 +1,7 @@
 """Start a detector for a dataset's classes from a COCO-trained detector's weights.
 
 :func:`load_coco_start` copies a COCO-trained state_dict into a freshly built
-:class:`~cvpipe.models.detection.Detector` whose head has one output per *dataset* class
+:class:`~cvpipe.models.detector.Detector` whose head has one output per *dataset* class
 (plus background):
 
 - every tensor whose name and shape match is kept (backbone, FPN, extra maps, box
@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +45,7 @@ import torch
 from torch import Tensor
 
 from cvpipe.errors import CheckpointError, ConfigError
+from cvpipe.models.coco_assets import COCO_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -147,90 +148,8 @@ class CocoWeights:
     image_std: list[float] | None = None
 
 
-CocoLoader = Callable[[str], CocoWeights]
-COCO_LOADERS: dict[str, tuple[CocoLoader, str]] = {}
-
-
-def register_coco_loader(detector: str, loader: CocoLoader, where: str = "package") -> None:
-    """Give ``detector`` a COCO-weights source other than torchvision's (e.g. a converted
-    TensorFlow checkpoint shipped in a package, with its own channel order); ``where`` is
-    what ``cvpipe models`` shows in its coco column."""
-    COCO_LOADERS[detector] = (loader, where)
-
-
-def coco_availability(detector: str) -> str:
-    """Where ``detector``'s COCO weights come from: a registered loader's ``where``,
-    ``cache`` (torch cache), ``download`` (published, not here) or ``-`` (none)."""
-    if detector in COCO_LOADERS:
-        return COCO_LOADERS[detector][1]
-    from cvpipe.models.published import published_coco
-
-    pub = published_coco(detector)
-    if pub is None:
-        return "-"
-    return "cache" if pub.dest.is_file() else "download"
-
-
-def _torchvision_coco(detector: str) -> CocoWeights:
-    from cvpipe.models.published import resolve_coco
-
-    state, info = resolve_coco(detector)
-    mean = std = None
-    if detector == "ssd300_vgg16":  # torchvision's COCO SSD300: caffe-style VGG inputs
-        mean, std = [0.48235, 0.45882, 0.40784], [1.0 / 255.0] * 3
-    return CocoWeights(state, torchvision_coco_labels(), info, mean, std)
-
-
-def coco_weights(detector: str) -> CocoWeights:
-    """The COCO weights of ``detector``: its registered loader, else torchvision's file
-    (torch cache, else a download unless downloads are off).
-
-    Raises:
-        WeightsNotFoundError: none published, or not here and not downloadable.
-    """
-    loader = COCO_LOADERS[detector][0] if detector in COCO_LOADERS else _torchvision_coco
-    return loader(detector)
-
-
-def start_from_coco(
-    det: Any, classes: Sequence[str], class_map: Mapping[str, str] | None = None
-) -> CocoStartReport:
-    """Load ``det``'s COCO weights (:func:`coco_weights`) for the dataset's ``classes``.
-
-    Sets ``det.weights_info`` (source record + summary) and, where the weights need it,
-    the input normalisation; BatchNorm layers of backbones torchvision trains frozen
-    become FrozenBatchNorm2d, as with torchvision's own COCO models.
-
-    Raises:
-        WeightsNotFoundError, CheckpointError, ConfigError: see :func:`load_coco_start`.
-    """
-    weights = coco_weights(det.name)
-    where = str(weights.info.get("path") or weights.info.get("source") or "")
-    report = load_coco_start(
-        det, weights.state, coco_labels=weights.labels, classes=classes,
-        class_map=class_map, source=where,
-    )  # fmt: skip
-    if weights.image_mean is not None and weights.image_std is not None:
-        det.model.transform.image_mean = list(weights.image_mean)
-        det.model.transform.image_std = list(weights.image_std)
-    from cvpipe.models.detection import DETECTORS, _freeze_batchnorm
-
-    if DETECTORS.get(det.name).frozen_bn:
-        _freeze_batchnorm(det.model.backbone.body)
-    det.weights_info = {
-        **{k: v for k, v in report.to_json().items() if k != "source"},
-        **{k: v for k, v in weights.info.items() if k != "source"},
-        "source": "coco",
-        "fetched_from": weights.info.get("source", ""),
-        "summary": report.summary(),
-    }
-    return report
-
-
 def torchvision_coco_labels() -> dict[int, str]:
     """torchvision's COCO head channels: 0 = background, then COCO category ids 1..90."""
-    from cvpipe.engine.external import COCO_LABELS
-
     return {0: "__background__", **COCO_LABELS}
 
 
@@ -326,7 +245,7 @@ def load_coco_start(
     """Load COCO-trained ``state`` into ``det`` (a freshly built Detector for ``classes``).
 
     Args:
-        det: a :class:`~cvpipe.models.detection.Detector` just built (its class-dependent
+        det: a :class:`~cvpipe.models.detector.Detector` just built (its class-dependent
             tensors hold the builder's initialisation, which new classes keep).
         state: the COCO detector's state_dict, keys of the torchvision model
             (``backbone...``, ``head...``) or of a cvpipe Detector (``model.`` prefix).

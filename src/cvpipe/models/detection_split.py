@@ -201,7 +201,7 @@ def forward_from_trunk(
     targets: list[dict[str, Tensor]] | None = None,
     original_sizes: Sequence[tuple[int, int]] | None = None,
 ) -> Any:
-    """A :class:`~cvpipe.models.detection.Detector`'s forward from its trunk's maps.
+    """A :class:`~cvpipe.models.detector.Detector`'s forward from its trunk's maps.
 
     What ``det(images, targets)`` computes after the trunk, for images already resized to
     the detector's ``S`` × ``S`` input: neck, head, default boxes, then the weighted

@@ -44,8 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from cvpipe import progress
 from cvpipe.errors import DownloadError
+from cvpipe.progress import Bar
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ def _start_offset(resp: Any, have: int) -> int:
 
 
 def _copy(resp: Any, out: IO[bytes], total: int | None, done: int, desc: str) -> int:
-    with progress.Bar(total=total, desc=desc, unit="B", unit_scale=True) as bar:
+    with Bar(total=total, desc=desc, unit="B", unit_scale=True) as bar:
         bar.update(done)
         while True:
             chunk = resp.read(CHUNK)

@@ -24,13 +24,12 @@ import datetime as _dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import torch
-
-from cvpipe.errors import DownloadError, WeightsNotFoundError
+from cvpipe.errors import DownloadError
 from cvpipe.io import write_json
+from cvpipe.models.backbones import model_meta
 from cvpipe.models.download import RemoteFile, fetch, hash_from_name, offline_reason
+from cvpipe.models.weight_files import INDEX_NAME, read_index, store_dir, timm_cfg, torch_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +65,6 @@ def torchvision_urls(arch: str, tag: str | None = None) -> list[str]:
 
 
 def _torch_file(model: str, url: str, what: str) -> Published:
-    from cvpipe.models.weights import torch_cache_dir
-
     name = Path(url).name
     remote = RemoteFile(url, name, sha256=hash_from_name(name), mirror_path=name)
     return Published(model, remote, torch_cache_dir() / name, "torch-cache", what)
@@ -79,16 +76,13 @@ def published_classifier(name: str) -> Published | None:
     Raises:
         UnknownNameError: unknown model name.
     """
-    from cvpipe.models.classification import model_meta
-    from cvpipe.models.weights import _timm_cfg, store_dir
-
     meta = model_meta(name)
     if meta.family == "torchvision":
         urls = torchvision_urls(meta.source)
         return _torch_file(name, urls[0], "ImageNet") if urls else None
     if meta.family != "timm":
         return None
-    cfg = _timm_cfg(meta.source)
+    cfg = timm_cfg(meta.source)
     hub = str(cfg.get("hf_hub_id") or "")
     if hub:
         fname = str(cfg.get("hf_hub_filename") or "model.safetensors")
@@ -134,8 +128,6 @@ def download_published(pub: Published) -> Path:
 
 
 def _index_download(model: str, path: Path, sha256: str, size: int, url: str) -> None:
-    from cvpipe.models.weights import INDEX_NAME, read_index, store_dir
-
     index = read_index()
     index["models"][model] = {
         "file": path.name,
@@ -157,59 +149,3 @@ def download_note(pub: Published | None) -> str:
     if reason:
         return f"downloads are off ({reason}); {manual_fix(pub)}"
     return manual_fix(pub)
-
-
-def resolve_coco(detector: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """COCO weights of ``detector``: the torch cache, else a download (unless off).
-
-    Returns:
-        The state_dict and its source record (``source``, ``path``, ``sha256``, ``url``).
-
-    Raises:
-        WeightsNotFoundError: the detector has no published COCO weights (the message
-            lists those that have), or they are not here and cannot be downloaded.
-        CheckpointError: the file is unreadable.
-    """
-    from cvpipe.models.weights import file_sha256, read_state_dict
-
-    pub = published_coco(detector)
-    if pub is None:
-        raise WeightsNotFoundError(
-            f"detector {detector!r} has no published COCO weights; --weights coco works for "
-            f"{', '.join(coco_detectors())}; use --weights imagenet (backbone) or none"
-        )
-    kind = "torch-cache"
-    if not pub.dest.is_file():
-        reason = offline_reason()
-        if reason:
-            raise WeightsNotFoundError(
-                f"{detector} COCO weights not found offline ({pub.dest}) and downloads are off "
-                f"({reason}); {manual_fix(pub)}"
-            )
-        download_published(pub)
-        kind = "download"
-    state = read_state_dict(pub.dest, classifier=False)
-    digest = file_sha256(pub.dest)
-    log.info("%s: COCO weights from %s %s", detector, kind, pub.dest)
-    return state, {"source": kind, "path": str(pub.dest), "sha256": digest, "url": pub.remote.url}
-
-
-def coco_detectors() -> list[str]:
-    """Registered detectors with COCO weights (torchvision's or a registered loader)."""
-    from cvpipe.models.coco_start import COCO_LOADERS
-    from cvpipe.models.detection import detector_names
-
-    return [d for d in detector_names() if d in COCO_LOADERS or published_coco(d) is not None]
-
-
-def availability(name: str) -> str:
-    """Where classifier ``name``'s ImageNet weights come from on this machine: ``package``,
-    ``store``, ``cache`` (torch / Hugging Face cache), ``download`` (published, not here
-    yet) or ``none``."""
-    from cvpipe.models.weights import find_sources
-
-    sources = find_sources(name)
-    if sources:
-        kind = sources[0].kind
-        return "cache" if kind in ("torch-cache", "hf-cache") else kind
-    return "download" if published_classifier(name) is not None else "none"

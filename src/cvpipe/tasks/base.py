@@ -122,6 +122,32 @@ class Task(ABC):
 
     # ------------------------------------------------------------------ serving and tuning
 
+    #: Tuning (``cvpipe tune``): the epoch-row metrics every run of this task records, so
+    #: the objectives a study may optimise; ``cvpipe tune`` rejects any other objective
+    #: before the first trial. Empty when the task does not list them: then any
+    #: ``train.*`` / ``val.*`` name passes the config check and the first epoch of the
+    #: first trial checks it (stopping the study when the run does not record it).
+    recorded_metrics: ClassVar[tuple[str, ...]] = ()
+
+    #: Whether ``cvpipe tune`` runs studies over this task's datasets (trials are
+    #: ordinary training runs scored after every epoch).
+    tunable: ClassVar[bool] = True
+
+    def objective_names(self) -> tuple[str, ...]:
+        """Metric names a study over this task's runs can optimise, for the hint when an
+        objective differs from one only by case; by default :attr:`recorded_metrics`."""
+        return tuple(self.recorded_metrics)
+
+    def check_model_name(self, name: str) -> None:
+        """Check before the first trial that ``name`` (``train.model``, or a ``model``
+        choice of a search space) is a model this task trains.
+
+        Raises:
+            UnknownNameError: no such model (the message lists close names). The default
+                checks nothing: the run checks its model when it starts.
+        """
+        return None
+
     def __repr__(self) -> str:
         return f"<task {self.name}>"
 

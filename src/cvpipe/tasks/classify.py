@@ -93,5 +93,16 @@ class ClassifyTask(Task):
 
     # ------------------------------------------------------------------ serving and tuning
 
+    #: The epoch row of the classifier run (:mod:`cvpipe.engine.trainer`).
+    recorded_metrics: ClassVar[tuple[str, ...]] = (
+        "train.loss", "train.accuracy", "val.loss", "val.accuracy", "val.images", "lr",
+        "img_per_s", "train.images", "skipped", "steps", "time_s",
+    )  # fmt: skip
+
+    def check_model_name(self, name: str) -> None:
+        from cvpipe.models.backbones import model_meta
+
+        model_meta(name)
+
 
 TASK = register_task(ClassifyTask())

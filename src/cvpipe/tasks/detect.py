@@ -94,5 +94,13 @@ class DetectTask(Task):
 
     # ------------------------------------------------------------------ serving and tuning
 
+    # recorded_metrics stays empty: a study's objective is checked at the first epoch.
+
+    def objective_names(self) -> tuple[str, ...]:
+        """The COCO metric names the detection run writes into its epoch rows."""
+        from cvpipe.engine.detection import VAL_METRICS
+
+        return tuple(VAL_METRICS.values())
+
 
 TASK = register_task(DetectTask())

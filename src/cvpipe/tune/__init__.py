@@ -2,7 +2,9 @@
 
 - :mod:`cvpipe.tune.space`: search spaces over any ``TrainConfig`` key (dotted paths).
 - :mod:`cvpipe.tune.config`: :class:`TuneConfig` and the checks made before any trial.
-- :mod:`cvpipe.tune.tuner`: :func:`tune` (local workers, resumable, pruning).
+- :mod:`cvpipe.tune.tuner`: :func:`tune` (resumable, pruning), over :mod:`cvpipe.tune.trial`
+  (one trial: a run scored by the objective), :mod:`cvpipe.tune.study` (sampler, pruner,
+  warm start) and :mod:`cvpipe.tune.workers` (local and remote worker processes).
 - :mod:`cvpipe.tune.storage`: SQLite / PostgreSQL storage, study references.
 - :mod:`cvpipe.tune.report`: trials table, CSV and HTML report.
 

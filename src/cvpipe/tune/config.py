@@ -20,7 +20,9 @@
 
 Everything is checked by :func:`validate_tune_config` before the first trial: the base
 train config, every key and bound of the space, the objective metric (it must be one the
-run records), the dataset and its task.
+run records), the dataset and its task. What differs by task (the metrics a run records,
+the model names it trains, whether it can be tuned) is asked of the task
+(:class:`~cvpipe.tasks.base.Task`, tuning part of its contract).
 
 Example:
     >>> cfg = load_config(TuneConfig, values={"dataset": "d", "space": {"optimizer.lr": [0.01, 0.1]}})
@@ -39,19 +41,9 @@ from pydantic import Field, field_validator
 from cvpipe.config import Config, read_yaml
 from cvpipe.errors import ConfigError
 from cvpipe.registry import suggest
+from cvpipe.tasks.registry import get_task, task_names
 from cvpipe.tracking.config import TrackingConfig
 from cvpipe.tune.space import SearchSpace
-
-#: Epoch-row metrics each task's run records (see ``cvpipe.engine.trainer``). A task not
-#: listed here (detection before its trainer lands) accepts any ``train.*`` / ``val.*``
-#: name; the first epoch of the first trial then checks it and stops the study if missing.
-RECORDED_METRICS: dict[str, tuple[str, ...]] = {
-    task: (
-        "train.loss", "train.accuracy", "val.loss", "val.accuracy", "val.images", "lr",
-        "img_per_s", "train.images", "skipped", "steps", "time_s",
-    )
-    for task in ("classify", "count")
-}  # fmt: skip
 
 _METRIC_NAME = re.compile(r"^(train|val|test)\.[A-Za-z0-9_@.\-\[\]:]+$")
 
@@ -180,15 +172,17 @@ class TuneConfig(Config):
 
 
 def check_objective(metric: str, task: str) -> None:
-    """Check that runs of ``task`` record ``metric``.
+    """Check that runs of ``task`` record ``metric`` (the task's
+    :attr:`~cvpipe.tasks.base.Task.recorded_metrics`; a task that lists none accepts any
+    ``train.*`` / ``val.*`` name, checked at the first epoch of the first trial).
 
     Raises:
         ConfigError: a metric the run never records (with close names and the full list).
     """
-    known = RECORDED_METRICS.get(task)
-    if known is None:
-        named = _detection_metrics() if task == "detect" else ()
-        same = [m for m in named if m.lower() == metric.lower() and m != metric]
+    t = get_task(task)
+    known = t.recorded_metrics
+    if not known:
+        same = [m for m in t.objective_names() if m.lower() == metric.lower() and m != metric]
         if same:
             raise ConfigError(
                 f"objective.metric: a {task} run records {same[0]!r}, not {metric!r} (names are case-sensitive)"
@@ -206,34 +200,24 @@ def check_objective(metric: str, task: str) -> None:
         )
 
 
-def _detection_metrics() -> tuple[str, ...]:
-    """The COCO metric names the detection trainer writes into epoch rows, if it exists."""
-    try:
-        from cvpipe.engine.detection import VAL_METRICS
-    except ImportError:
-        return ()
-    return tuple(VAL_METRICS.values())
-
-
 def check_model_names(base: dict[str, Any], space: SearchSpace, task: str) -> None:
-    """Check the base model and every ``model`` choice are registered (classify/count).
+    """Check the base model and every ``model`` choice are models ``task`` trains
+    (:meth:`~cvpipe.tasks.base.Task.check_model_name`).
 
     Raises:
         ConfigError: an unknown model name, with close ones.
     """
-    if task not in RECORDED_METRICS:
-        return
     from cvpipe.errors import UnknownNameError
-    from cvpipe.models.classification import model_meta
     from cvpipe.tune.space import CategoricalParam
 
+    t = get_task(task)
     names = [("train.model", base["model"])] if base.get("model") else []
     p = space.params.get("model")
     if isinstance(p, CategoricalParam):
         names += [("space.model", c) for c in p.choices]
     for where, name in names:
         try:
-            model_meta(str(name))
+            t.check_model_name(str(name))
         except UnknownNameError as exc:
             raise ConfigError(f"{where}: {exc}") from None
 
@@ -253,7 +237,6 @@ def validate_tune_config(config: TuneConfig) -> tuple[dict[str, Any], SearchSpac
     from cvpipe.config import _explain
     from cvpipe.data.manifest import Dataset
     from cvpipe.engine.config import TrainConfig
-    from cvpipe.engine.trainer import STEP_FUNCTIONS
     from cvpipe.errors import DatasetError
 
     if not config.dataset:
@@ -267,10 +250,10 @@ def validate_tune_config(config: TuneConfig) -> tuple[dict[str, Any], SearchSpac
     space = config.search_space
     space.validate(base)
     ds = Dataset.load(config.dataset)
-    if ds.task not in STEP_FUNCTIONS:
+    if not get_task(ds.task).tunable:
+        tunable = [n for n in task_names() if get_task(n).tunable]
         raise DatasetError(
-            f"{ds.root}: task {ds.task!r} cannot be trained yet (trainable: "
-            f"{', '.join(sorted(STEP_FUNCTIONS))}), so it cannot be tuned"
+            f"{ds.root}: task {ds.task!r} cannot be tuned (tunable: {', '.join(tunable)})"
         )
     check_objective(config.objective.metric, ds.task)
     check_model_names(base, space, ds.task)

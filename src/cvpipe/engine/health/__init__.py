@@ -2,10 +2,13 @@
 
 - :mod:`~cvpipe.engine.health.collector`: :class:`HealthCollector`, the training callback
   that records ``RUN/health/trace.jsonl`` (cheap, sampled);
-- :mod:`~cvpipe.engine.health.rules`: the rules (LossNotDecreasing, Overfit, Overtraining,
-  VanishingGradient, ExplodingTensor, PoorWeightInitialization, DeadReLU,
-  SaturatedActivation, ClassImbalance, StepOutlier, LowGPUUtilization, BatchSize,
-  CPUBottleneck, IOBottleneck, InitialLoss, WeightUpdateRatio) and their registry;
+- :mod:`~cvpipe.engine.health.rules`: every rule and building them from settings; the
+  rules by family: :mod:`~cvpipe.engine.health.loss_rules` (LossNotDecreasing, Overfit,
+  Overtraining, InitialLoss), :mod:`~cvpipe.engine.health.tensor_rules`
+  (VanishingGradient, ExplodingTensor, PoorWeightInitialization, DeadReLU,
+  SaturatedActivation, ClassImbalance, WeightUpdateRatio),
+  :mod:`~cvpipe.engine.health.profiler_rules` (StepOutlier, LowGPUUtilization, BatchSize,
+  CPUBottleneck, IOBottleneck); what a rule is: :mod:`~cvpipe.engine.health.rule_base`;
 - :mod:`~cvpipe.engine.health.report`: ``findings.json`` and ``report.html``;
 - :mod:`~cvpipe.engine.health.config`: :class:`HealthConfig` (the ``health`` section).
 

@@ -39,7 +39,8 @@ from torch import nn
 
 from cvpipe.engine.callbacks import Callback, TrainState
 from cvpipe.engine.health.config import HealthConfig
-from cvpipe.engine.health.rules import Rule, build_rules, evaluate_rules
+from cvpipe.engine.health.rule_base import Rule
+from cvpipe.engine.health.rules import build_rules, evaluate_rules
 from cvpipe.engine.health.system import SystemMonitor
 from cvpipe.engine.health.trace import Trace
 from cvpipe.errors import TrainingDiverged

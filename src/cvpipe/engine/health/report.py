@@ -24,7 +24,9 @@ from typing import Any
 import numpy as np
 
 from cvpipe.engine.health.config import HealthConfig
-from cvpipe.engine.health.rules import Finding, StepOutlier, evaluate_rules, step_outliers
+from cvpipe.engine.health.profiler_rules import StepOutlier, step_outliers
+from cvpipe.engine.health.rule_base import Finding
+from cvpipe.engine.health.rules import evaluate_rules
 from cvpipe.engine.health.trace import Trace
 from cvpipe.io import write_json
 
