@@ -22,6 +22,8 @@ from cvpipe.engine.health.rule_base import (
     windows,
 )
 from cvpipe.engine.health.trace import Trace
+from cvpipe.errors import UnknownNameError
+from cvpipe.tasks.registry import get_task
 
 
 @register
@@ -149,11 +151,13 @@ class InitialLoss(Rule):
     def check(self, trace: Trace) -> tuple[list[Hit], int]:
         c = int(trace.meta.get("classes") or 0)
         first = next((r for r in trace.steps if r["s"] == 1), None)
-        if trace.meta.get("task") == "detect":  # detection losses have no ln(C) baseline
+        try:  # the task says what an untrained model's loss is (detection's has no baseline)
+            expected = get_task(str(trace.meta.get("task") or "classify")).loss_baseline(c)
+        except UnknownNameError:  # a plug-in task not loaded in this process
+            expected = None
+        if expected is None or first is None or first.get("loss") is None:
             return [], 0
-        if c < 2 or first is None or first.get("loss") is None:
-            return [], 0
-        expected, loss = math.log(c), float(first["loss"])
+        loss = float(first["loss"])
         tol = self.params["tolerance"]
         if not math.isfinite(loss) or abs(loss - expected) > tol * expected:
             return [(1, f"first loss {loss:.4g}, expected about ln({c}) = {expected:.4g}")], 1
