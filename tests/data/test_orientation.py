@@ -12,7 +12,8 @@ from tests.data.exif_images import BOX, H, W, white_box, write_oriented
 from tests.data.test_import_voc import voc_xml
 
 from cvpipe.data import orientation as O
-from cvpipe.data.datasets import DetectionDataset, ImageDataset, detection_targets
+from cvpipe.data.datasets import ImageDataset
+from cvpipe.data.detection_datasets import DetectionDataset, detection_targets
 from cvpipe.data.images import decode, probe
 from cvpipe.data.importers import ImportOptions, import_dataset
 from cvpipe.data.manifest import Dataset

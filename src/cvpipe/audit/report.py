@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from cvpipe.report import Report, plots
 from cvpipe.report.gallery import grid, thumbnail
+from cvpipe.tasks.registry import get_task
 
 if TYPE_CHECKING:
     from cvpipe.audit.scan import AuditResult
@@ -139,7 +140,7 @@ def _shortcut(r: Report, res: AuditResult) -> None:
 
 
 def _boxes(r: Report, res: AuditResult) -> None:
-    if res.run is None or res.dataset.task != "detect":
+    if res.run is None or get_task(res.dataset.task).one_class_per_image:
         return
     ds, recs = res.dataset, res.records
     r.section("Boxes the detector disagrees with")
@@ -173,12 +174,13 @@ def write_report(res: AuditResult, path: Path) -> Path:
          "cross-split pairs": s["cross_split_pairs"], "label issues": s["label_issues"],
          "outliers": s["outliers"], "size shortcut": s["size_shortcut"]}
     )  # fmt: skip
-    if res.dataset.task == "detect" and res.run is not None:
+    one_class = get_task(res.dataset.task).one_class_per_image
+    if not one_class and res.run is not None:
         r.metrics({"box disagreements": s["box_disagreements"]})
     if s["unreadable"]:
         r.note(f"{s['unreadable']} images could not be read (see audit.json)", level="warning")
     _duplicates(r, res)
-    if res.dataset.task != "detect":
+    if one_class:
         _labels(r, res)
     _outliers(r, res)
     _shortcut(r, res)

@@ -31,6 +31,7 @@ from cvpipe.audit.shortcut import ShortcutResult, size_shortcut
 from cvpipe.data.manifest import Dataset, Record
 from cvpipe.errors import CheckpointError, ConfigError, DatasetError
 from cvpipe.io import read_json, write_json
+from cvpipe.tasks.registry import get_task
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +87,8 @@ class AuditResult:
 
 def label_key(ds: Dataset, r: Record) -> str:
     """What "the same label" means for duplicates: the class, or the set of box classes."""
-    if ds.task == "detect":
-        return ",".join(sorted({ds.classes[i] for i in r.labels or []}))
-    return ds.classes[ds.class_index(r)]
+    classes = get_task(ds.task).record_classes(r, ds.classes)
+    return ",".join(sorted({ds.classes[i] for i in classes}))
 
 
 def _records(ds: Dataset, config: AuditConfig) -> list[Record]:
@@ -204,7 +204,7 @@ def audit(
     shortcut = None
     boxes: list[BoxDisagreement] = []
     t0 = time.perf_counter()
-    if ds.task in ("classify", "count"):
+    if get_task(ds.task).one_class_per_image:  # label errors, class outliers, size shortcut
         y = np.array([ds.class_index(r) for r in recs], dtype=np.int64)
         if config.labels.enabled:
             issues, label_info = _label_pass(ds, recs, emb, config, str(run) if run else None)
@@ -215,7 +215,7 @@ def audit(
             classes=ds.classes, folds=config.shortcut.folds, margin=config.shortcut.margin, seed=config.seed,
             exclusive_share=config.shortcut.exclusive_share, min_exclusive=config.shortcut.min_exclusive,
         )  # fmt: skip
-    else:
+    else:  # objects: outliers over all images, boxes a detector run disputes
         zeros = np.zeros(len(recs), dtype=np.int64)
         outliers = find_outliers(emb.vectors, zeros, emb.valid, 1, config.outliers.z)
         if run is not None:

@@ -25,6 +25,7 @@ from cvpipe.data.duplicates import group_by_digest, hash_files
 from cvpipe.data.images import ImageReadError, probe
 from cvpipe.data.manifest import SPLITS, Dataset, Record
 from cvpipe.io import read_json
+from cvpipe.tasks.registry import get_task
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +101,7 @@ def imbalance(counts: dict[str, int], unit: str) -> dict[str, Any]:
 
 def image_classes(ds: Dataset, rec: Record) -> list[int]:
     """Class indices an image counts for (detect: every class among its boxes)."""
-    if ds.task == "detect":
-        return sorted(set(rec.labels or []))
-    return [ds.class_index(rec)]
+    return sorted(set(get_task(ds.task).record_classes(rec, ds.classes)))
 
 
 def size_stats(ds: Dataset) -> dict[str, Any]:

@@ -35,11 +35,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from cvpipe.data.datasets import (
+from cvpipe.data.datasets import EpochSampler
+from cvpipe.data.detection_datasets import (
     BoxProblem,
     DetectionDataset,
     DetectionTargets,
-    EpochSampler,
     collate_detection,
     detection_targets,
 )

@@ -8,13 +8,15 @@ splits stratify images by the classes of their boxes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cvpipe.tasks.base import Task
 from cvpipe.tasks.registry import register_task
 
 if TYPE_CHECKING:
-    from cvpipe.data.manifest import Record
+    from cvpipe.data.manifest import Dataset, Record
+    from cvpipe.data.record_checks import ValidationPass
+    from cvpipe.data.strata import Strata
 
 
 class DetectTask(Task):
@@ -38,6 +40,22 @@ class DetectTask(Task):
 
     def record_classes(self, rec: Record, classes: Sequence[str]) -> list[int]:
         return list(rec.labels or [])
+
+    def strata(self) -> Strata:
+        from cvpipe.data.strata import ByRarestClass
+
+        return ByRarestClass(self)
+
+    def check_record(
+        self, vp: ValidationPass, index: int, rec: Record, width: int, height: int
+    ) -> Record:
+        """Every box against the real image size: clipped, or dropped when unusable."""
+        return vp.check_boxes(index, rec, width, height)
+
+    def eda_stats(self, ds: Dataset) -> dict[str, Any]:
+        from cvpipe.data.eda_stats import box_stats
+
+        return {"boxes": box_stats(ds)}
 
     # ------------------------------------------------------------------ training (engine/)
 

@@ -53,6 +53,7 @@ from cvpipe.errors import ConfigError, DatasetError
 from cvpipe.io import atomic_open, write_json
 from cvpipe.progress import Bar
 from cvpipe.registry import Registry
+from cvpipe.tasks.registry import get_task
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,10 @@ class Importer(ABC):
             raise ConfigError(
                 f"task {self.task!r} is not available for this format; valid: {', '.join(self.tasks)}"
             )
+        self.spec = get_task(self.task)
+        #: records carry a count: the classes are the ``--counts`` range, and a class name
+        #: must be a count
+        self.counts = "count" in self.spec.record_fields
         if not self.source.exists():
             raise DatasetError(f"{self.source}: source not found")
 
@@ -321,13 +326,13 @@ def run_import(
                 )
             )
         classes = _class_table(importer, options, seen)
-        _rewrite_with_indices(tmp, out / MANIFEST, classes, importer.task)
+        _rewrite_with_indices(tmp, out / MANIFEST, classes, importer.spec.record_fields)
     finally:
         tmp.unlink(missing_ok=True)
 
     summary = {
         "images": n_images,
-        "boxes": n_boxes if importer.task == "detect" else None,
+        "boxes": n_boxes if "boxes" in importer.spec.record_fields else None,
         "splits": {str(k): v for k, v in sorted(split_counts.items(), key=lambda kv: str(kv[0]))},
         "problems": problems.counts(),
         "exif": _exif_summary(n_oriented) if options.exif == "apply" else None,
@@ -412,7 +417,7 @@ def _exif_summary(n_oriented: int) -> dict[str, Any]:
 
 
 def _class_table(importer: Importer, options: ImportOptions, seen: set[str]) -> list[str]:
-    if importer.task == "count":
+    if importer.counts:
         lo, hi = options.count_range()
         return [str(c) for c in range(lo, hi + 1)]
     own = importer.class_order()
@@ -423,14 +428,17 @@ def _class_table(importer: Importer, options: ImportOptions, seen: set[str]) -> 
     return sorted(seen)
 
 
-def _rewrite_with_indices(tmp: Path, dest: Path, classes: list[str], task: Task) -> None:
+def _rewrite_with_indices(
+    tmp: Path, dest: Path, classes: list[str], fields: tuple[str, ...]
+) -> None:
+    """Class names into class indices in the task's label ``fields`` (a count stays)."""
     index = {c: i for i, c in enumerate(classes)}
     with open(tmp, encoding="utf-8") as src, atomic_open(dest, "w") as f:
         for line in src:
             obj = json.loads(line)
-            if task == "classify":
+            if "label" in fields:
                 obj["label"] = index[obj["label"]]
-            elif task == "detect":
+            if "labels" in fields:
                 obj["labels"] = [index[n] for n in obj.get("labels", [])]
                 obj.setdefault("boxes", [])
             f.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")
