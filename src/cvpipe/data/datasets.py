@@ -33,11 +33,11 @@ import torch
 from PIL import Image
 from torch.utils.data import Sampler
 
-from cvpipe.data.images import ImageReadError
 from cvpipe.data.manifest import Dataset, Record
 from cvpipe.data.problems import OnError
 from cvpipe.data.transforms import RandomResizedCropTransform
 from cvpipe.errors import DatasetFormatError
+from cvpipe.images import ImageReadError
 from cvpipe.tasks.registry import get_task
 
 if TYPE_CHECKING:

@@ -24,10 +24,10 @@ import torch
 from PIL import Image
 
 from cvpipe.data.datasets import Skipped, seeded_rng
-from cvpipe.data.images import ImageReadError
 from cvpipe.data.manifest import Dataset, Record
 from cvpipe.data.problems import OnError
 from cvpipe.errors import DatasetError, DatasetFormatError
+from cvpipe.images import ImageReadError
 
 if TYPE_CHECKING:
     from cvpipe.data.pack import PackReader

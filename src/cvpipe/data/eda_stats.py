@@ -22,8 +22,8 @@ import numpy as np
 
 from cvpipe.data import boxes as B
 from cvpipe.data.duplicates import group_by_digest, hash_files
-from cvpipe.data.images import ImageReadError, probe
 from cvpipe.data.manifest import SPLITS, Dataset, Record
+from cvpipe.images import ImageReadError, probe
 from cvpipe.io import read_json
 from cvpipe.tasks.registry import get_task
 

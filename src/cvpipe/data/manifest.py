@@ -16,7 +16,7 @@ One record per image::
   the EXIF orientation the image file carries. ``width``, ``height`` and boxes are then
   in the oriented frame (what a photo viewer shows), and every decode of the record
   (:meth:`Dataset.load_image`) turns the stored pixels the same way; see
-  :mod:`cvpipe.data.orientation`.
+  :mod:`cvpipe.orientation`.
 
 Example:
     >>> ds = Dataset.load("datasets/bins")  # doctest: +SKIP
@@ -220,13 +220,13 @@ class Dataset:
 
         Args:
             rec: a record of this dataset.
-            mode: see :func:`cvpipe.data.images.decode`.
+            mode: see :func:`cvpipe.images.decode`.
             draft: JPEG reduced-size decode ``(w, h)`` in the record's frame.
 
         Raises:
             ImageReadError: missing, unreadable, truncated or corrupt file.
         """
-        from cvpipe.data.images import decode
+        from cvpipe.images import decode
 
         return decode(self.image_path(rec), mode, draft=draft, orientation=rec.orientation)
 

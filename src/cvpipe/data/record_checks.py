@@ -20,14 +20,14 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import cvpipe.orientation as O
 from cvpipe.data import boxes as B
-from cvpipe.data import orientation as O
 from cvpipe.data.duplicates import group_by_digest
 from cvpipe.data.image_checks import ImageCheck
-from cvpipe.data.images import ImageInfo
 from cvpipe.data.manifest import MANIFEST, Dataset, Record
 from cvpipe.data.problems import Problem
 from cvpipe.errors import CvpipeError
+from cvpipe.images import ImageInfo
 from cvpipe.tasks.registry import get_task
 
 Severity = Literal["error", "warning", "info"]

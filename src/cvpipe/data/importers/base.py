@@ -34,10 +34,9 @@ from typing import Any, ClassVar
 
 from pydantic import field_validator
 
+import cvpipe.orientation as O
 from cvpipe.config import Config
 from cvpipe.data import boxes as B
-from cvpipe.data import orientation as O
-from cvpipe.data.images import ImageInfo, ImageReadError, probe
 from cvpipe.data.manifest import (
     MANIFEST,
     Dataset,
@@ -47,10 +46,11 @@ from cvpipe.data.manifest import (
     Task,
     write_info,
 )
-from cvpipe.data.orientation import ExifMode
 from cvpipe.data.problems import OnError, ProblemLog
 from cvpipe.errors import ConfigError, DatasetError
+from cvpipe.images import ImageInfo, ImageReadError, probe
 from cvpipe.io import atomic_open, write_json
+from cvpipe.orientation import ExifMode
 from cvpipe.progress import Bar
 from cvpipe.registry import Registry
 from cvpipe.tasks.registry import get_task

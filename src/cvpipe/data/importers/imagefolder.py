@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from cvpipe.data.images import is_image_file
 from cvpipe.data.importers.base import IMPORTERS, Importer, RawRecord
 from cvpipe.data.manifest import Task
 from cvpipe.errors import DatasetError
+from cvpipe.images import is_image_file
 
 SPLIT_ALIASES = {
     "train": "train",
