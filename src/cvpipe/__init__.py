@@ -25,8 +25,7 @@ from cvpipe.api import (
     validate,
 )
 from cvpipe.errors import CvpipeError
-
-__version__ = "0.1.0"
+from cvpipe.version import __version__
 
 __all__ = [
     "CvpipeError",

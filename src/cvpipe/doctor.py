@@ -344,7 +344,7 @@ def check_home() -> Check:
 # ---------------------------------------------------------------------- all together
 def run_checks(weights: bool = True) -> list[Check]:
     """Every check, in table order. ``weights=False`` skips the weights scan."""
-    from cvpipe import __version__
+    from cvpipe.version import __version__
 
     env = installed()
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -18,7 +18,7 @@ from cvpipe.config import load_config
 from cvpipe.engine.config import TrainConfig
 from cvpipe.engine.runs import load_model
 from cvpipe.engine.trainer import train
-from cvpipe.errors import WeightsNotFoundError
+from cvpipe.errors import ConfigError, WeightsNotFoundError
 from cvpipe.models.coco_start import start_from_coco
 from cvpipe.models.detection import create_detector
 
@@ -133,3 +133,22 @@ def test_coco_offline_is_one_clear_line(home: Path) -> None:
         and "ssdlite320_mobilenet_v3_large_coco" in msg
     )
     assert str(home / "torch") in msg and "\n" not in msg
+
+
+def test_class_map_starts_a_renamed_class_from_its_coco_rows(
+    home: Path, weight_server: WeightServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arch = "ssdlite320_mobilenet_v3_large"
+    publish(monkeypatch, weight_server, arch, _coco_state(arch), tag="COCO_V1")
+    ds = make_detect_dataset(home / "ds", splits={"train": 4, "val": 2})
+    overrides = [
+        f"model={arch}", "weights=coco", "epochs=1", "batch_size=2", "input_size=64",
+        "workers=0", "device=cpu", "health.enabled=false", "detector.precise_bn=0",
+    ]  # fmt: skip
+    cfg = load_config(TrainConfig, overrides=[*overrides, "detector.class_map.plane=airplane"])
+    train(ds.root, home / "run", cfg)
+    card = json.loads((home / "run" / "model_card.json").read_text())
+    assert card["detector"]["backbone_weights"]["mapping"] == {"plane": 5, "car": 3}
+    bad = load_config(TrainConfig, overrides=[*overrides, "detector.class_map.plane=spaceship"])
+    with pytest.raises(ConfigError, match="'spaceship' is not a COCO class"):
+        train(ds.root, home / "run2", bad)

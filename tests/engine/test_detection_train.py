@@ -14,15 +14,16 @@ from PIL import Image
 
 from cvpipe.config import load_config
 from cvpipe.data.manifest import Dataset, DatasetInfo, Record
-from cvpipe.engine import trainer as trainer_mod
 from cvpipe.engine.checkpoint import ckpt_meta, load_checkpoint
 from cvpipe.engine.config import TrainConfig
 from cvpipe.engine.detection import detection_step
+from cvpipe.engine.launch import train_distributed
 from cvpipe.engine.loop import StepContext, StepOutput
 from cvpipe.engine.runs import ModelCard, load_model, read_metrics
-from cvpipe.engine.trainer import train, train_distributed
+from cvpipe.engine.trainer import train
 from cvpipe.errors import ConfigError, CvpipeError, DatasetFormatError, TrainingDiverged
 from cvpipe.models.detection import Detector, create_detector
+from cvpipe.tasks import get_task
 
 SIZE = 64
 CLASSES = ["red", "blue"]
@@ -241,7 +242,7 @@ def test_nan_loss_stops_cleanly_keeping_the_last_good_checkpoint(
             return StepOutput(out.loss * float("nan"), out.n, 0, out.parts)
         return out
 
-    monkeypatch.setitem(trainer_mod.STEP_FUNCTIONS, "detect", poisoned)
+    monkeypatch.setattr(type(get_task("detect")), "step_function", lambda self: poisoned)
     with pytest.raises(TrainingDiverged, match="epoch 2, step 1"):
         train(ds, tmp_path / "run", cfg("epochs=2"))
     assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["epoch"] == 1

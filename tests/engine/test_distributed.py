@@ -16,7 +16,8 @@ from cvpipe.config import load_config  # noqa: E402
 from cvpipe.data.datasets import EpochSampler  # noqa: E402
 from cvpipe.engine import distributed as D  # noqa: E402
 from cvpipe.engine.config import TrainConfig  # noqa: E402
-from cvpipe.engine.trainer import train, train_distributed  # noqa: E402
+from cvpipe.engine.launch import train_distributed  # noqa: E402
+from cvpipe.engine.trainer import train  # noqa: E402
 from cvpipe.errors import ConfigError  # noqa: E402
 
 

@@ -17,13 +17,13 @@ from tinydata import make_dataset  # noqa: E402
 from cvpipe.cli.main import main  # noqa: E402
 from cvpipe.config import load_config  # noqa: E402
 from cvpipe.data.manifest import Dataset  # noqa: E402
-from cvpipe.engine import trainer as trainer_mod  # noqa: E402
 from cvpipe.engine.callbacks import Callback  # noqa: E402
 from cvpipe.engine.config import SchedulerConfig, TrainConfig  # noqa: E402
 from cvpipe.engine.optim import LrSchedule  # noqa: E402
 from cvpipe.engine.runs import load_model, read_metrics  # noqa: E402
 from cvpipe.engine.trainer import train  # noqa: E402
 from cvpipe.errors import CheckpointError, ConfigError, TrainingDiverged  # noqa: E402
+from cvpipe.tasks import get_task  # noqa: E402
 
 VOLATILE = {"time_s", "img_per_s"}
 
@@ -185,7 +185,7 @@ def test_nan_loss_stops_with_step_and_keeps_checkpoint(
     tmp_path: Path, tiny: Path, monkeypatch
 ) -> None:
     calls = {"n": 0}
-    real = trainer_mod.STEP_FUNCTIONS["classify"]
+    real = get_task("classify").step_function()
 
     def poisoned(model, batch, ctx):
         out = real(model, batch, ctx)
@@ -194,7 +194,7 @@ def test_nan_loss_stops_with_step_and_keeps_checkpoint(
             out.loss = out.loss * float("nan")
         return out
 
-    monkeypatch.setitem(trainer_mod.STEP_FUNCTIONS, "classify", poisoned)
+    monkeypatch.setattr(type(get_task("classify")), "step_function", lambda self: poisoned)
     with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 1"):
         train(tiny, tmp_path / "run", cfg(tmp_path))
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)

@@ -88,8 +88,8 @@ def embed(
     """
     import torch
 
+    from cvpipe.engine.devices import resolve_device
     from cvpipe.engine.features import FeatureRequest, cached_features
-    from cvpipe.engine.trainer import resolve_device
     from cvpipe.models.classification import create_classifier
 
     torch.manual_seed(config.seed)  # a random-init backbone (weights: none) is reproducible

@@ -145,7 +145,7 @@ def _label_pass(
     sources = ["kfold"] * len(recs)
     info: dict[str, Any] = {"probabilities": "k-fold logistic regression on cached features"}
     if run is not None:
-        from cvpipe.engine.trainer import resolve_device
+        from cvpipe.engine.devices import resolve_device
 
         by_run, _ = _run_probs(ds, recs, run, str(resolve_device(config.device)))
         for i, p in by_run.items():
@@ -219,7 +219,7 @@ def audit(
         zeros = np.zeros(len(recs), dtype=np.int64)
         outliers = find_outliers(emb.vectors, zeros, emb.valid, 1, config.outliers.z)
         if run is not None:
-            from cvpipe.engine.trainer import resolve_device
+            from cvpipe.engine.devices import resolve_device
 
             boxes = detector_disagreements(
                 ds, recs, run, config.detection, str(resolve_device(config.device))

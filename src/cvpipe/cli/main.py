@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         _top_parser().print_help()
         return 0 if argv else 2
     if argv[0] == "--version":
-        from cvpipe import __version__
+        from cvpipe.version import __version__
 
         print(f"cvpipe {__version__}")
         return 0

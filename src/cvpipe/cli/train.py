@@ -116,8 +116,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cvpipe.engine.config import TrainConfig
+    from cvpipe.engine.launch import train_distributed
     from cvpipe.engine.runs import RunDir
-    from cvpipe.engine.trainer import train_distributed
     from cvpipe.errors import ConfigError
     from cvpipe.io import read_json
 

@@ -203,6 +203,12 @@ class Dataset:
         return self.info.classes
 
     @property
+    def output_classes(self) -> list[str]:
+        """The classes a model trained on this dataset outputs (:meth:`cvpipe.tasks.Task.output_classes`:
+        the dataset's classes, unless the task derives its targets from the records)."""
+        return get_task(self.task).output_classes(self.classes)
+
+    @property
     def image_root(self) -> Path:
         r = Path(self.info.image_root)
         return r if r.is_absolute() else Path(os.path.normpath(self.root / r))
@@ -231,7 +237,8 @@ class Dataset:
         return decode(self.image_path(rec), mode, draft=draft, orientation=rec.orientation)
 
     def class_index(self, rec: Record) -> int:
-        """The class index of a record with one class per image (its stratification key)."""
+        """The output class of a record with one class per image (its training target and
+        stratification key): an index into :attr:`output_classes`."""
         return get_task(self.task).class_index(rec, self.classes)
 
     def split_records(self, split: str | None) -> list[Record]:

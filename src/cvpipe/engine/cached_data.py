@@ -163,7 +163,7 @@ def _loaders(
         )
     all_targets = [ds.class_index(r) for r in splits.train]
     targets = [all_targets[i] for i in pos_tr]
-    sampler = _sampler(config, targets, len(ds.classes), dctx)
+    sampler = _sampler(config, targets, len(ds.output_classes), dctx)
     bs = _per_rank_batch(config, dctx)
     shape = source.shapes[0]
     train_loader = FeatureLoader(

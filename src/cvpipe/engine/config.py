@@ -102,6 +102,9 @@ class DetectorConfig(Config):
             size (median shorter side >= 2x), decode them once into a cached pack at the
             input size (``$CVPIPE_HOME/packs``) instead of every epoch; not used with the
             trunk-map cache (``freeze: frozen``), which decodes each image once anyway.
+        class_map: with ``weights: coco``, dataset class -> COCO class name whose
+            class-prediction rows a class starts from when the names differ (e.g.
+            ``{raccoon: bear}``); classes named like a COCO class are matched anyway.
     """
 
     classification_weight: float = Field(default=1.0, ge=0)
@@ -114,6 +117,7 @@ class DetectorConfig(Config):
     precise_bn: int = Field(default=16, ge=0)
     augment: DetectionAugmentConfig = DetectionAugmentConfig()
     auto_pack: bool = True
+    class_map: dict[str, str] = {}
 
 
 class TrainConfig(Config):

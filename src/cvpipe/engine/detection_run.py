@@ -1,6 +1,6 @@
 """``train()`` on a detect dataset: the trainer's run with a detector, its data and validation.
 
-:class:`DetectionRun` is the trainer's :class:`~cvpipe.engine.trainer._Run` with four
+:class:`DetectionRun` is the trainer's :class:`~cvpipe.engine.trainer.Run` with four
 task-specific pieces swapped in — nothing else is copied, so checkpoints (atomic
 ``last.pt`` / ``best.pt``), resume, early stopping, schedules with warmup, callbacks
 (health collector included), the progress bar and NaN handling are the classifier's:
@@ -56,7 +56,7 @@ from cvpipe.engine.detection import (
     validate_detection,
 )
 from cvpipe.engine.loop import StepContext
-from cvpipe.engine.trainer import _Run
+from cvpipe.engine.trainer import Run
 from cvpipe.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def detection_config(config: TrainConfig) -> TrainConfig:
     return config
 
 
-class DetectionRun(_Run):
+class DetectionRun(Run):
     """One training run of a detector (see the module docstring)."""
 
     def __init__(
@@ -145,7 +145,7 @@ class DetectionRun(_Run):
         if coco and d.weights is None:
             from cvpipe.models.coco_start import start_from_coco
 
-            report = start_from_coco(det, self.ds.classes)
+            report = start_from_coco(det, self.ds.classes, d.class_map or None)
             log.info("%s", report.summary())
         if self.config.freeze == "frozen":
             pattern = det.trunk_pattern()
@@ -162,14 +162,14 @@ class DetectionRun(_Run):
         return det.to(self.device)
 
     def _meta(self, net: Any) -> dict[str, Any]:
-        from cvpipe import __version__
         from cvpipe.models.preprocess import Preprocess
+        from cvpipe.version import __version__
 
         card = net.card()
         size = int(net.input_size)
         pre = Preprocess(input_size=size, resize_size=size, mean=tuple(card["image_mean"]), std=tuple(card["image_std"]))  # fmt: skip
         return {
-            "task": "detect", "classes": self.ds.classes, "model": self.config.model_name, "head": {},
+            "task": self.ds.task, "classes": self.ds.classes, "model": self.config.model_name, "head": {},
             "preprocess": pre.to_json(), "input_size": size, "freeze": self.config.freeze,
             "freeze_pattern": self.config.freeze_pattern, "weights": self.config.weights,
             "weights_info": {k: v for k, v in net.weights_info.items() if isinstance(v, (str, int, float, bool))},
@@ -204,7 +204,7 @@ class DetectionRun(_Run):
 
             data = build_cached_detection_data(
                 self.ds, splits, self.config, net, self.device, workers=workers, pack=pack,
-                report_skipped=self._report_skipped,
+                report_skipped=self.skipped.report,
             )  # fmt: skip
         else:
             data = build_detection_data(
@@ -253,7 +253,7 @@ class DetectionRun(_Run):
             recompute_bn_stats(model, data.train_loader, eval_ctx, self.config.detector.precise_bn)
         val = validate_detection(
             model, data.val_loader, eval_ctx, self.ds.classes,
-            score_thresh=self.config.detector.val_score_thresh, on_skipped=self._report_skipped,
+            score_thresh=self.config.detector.val_score_thresh, on_skipped=self.skipped.report,
         )  # fmt: skip
         parts = {k: v for k, v in stats.items() if k.startswith("train.loss.")}
         row = {

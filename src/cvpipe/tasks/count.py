@@ -24,6 +24,7 @@ class CountTask(ClassifyTask):
 
     name: ClassVar[str] = "count"
     record_fields: ClassVar[tuple[str, ...]] = ("count",)
+    models: ClassVar[str] = "counters"
 
     # ------------------------------------------------------------------ records (data/)
 

