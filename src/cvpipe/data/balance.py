@@ -177,15 +177,15 @@ def _targets(ds: Dataset, cfg: BalanceConfig, sizes: list[int]) -> list[int]:
     if cfg.strategy == "oversample":
         return [max(present)] * len(sizes)
     wanted = dict(cfg.target or {})
-    unknown = [k for k in wanted if k not in ds.classes]
+    unknown = [k for k in wanted if k not in ds.output_classes]
     if unknown:
-        hint = suggest(unknown[0], ds.classes)
+        hint = suggest(unknown[0], ds.output_classes)
         raise ConfigError(
-            f"target: unknown class {unknown[0]!r}; {hint}classes: {', '.join(ds.classes)}"
+            f"target: unknown class {unknown[0]!r}; {hint}classes: {', '.join(ds.output_classes)}"
         )
     return [
         wanted.get(name, cfg.per_class if cfg.per_class is not None else sizes[c])
-        for c, name in enumerate(ds.classes)
+        for c, name in enumerate(ds.output_classes)
     ]
 
 
@@ -203,18 +203,18 @@ def _resample(
     by_key: dict[int, list[Record]] = defaultdict(list)
     for r, k in zip(recs, keys, strict=True):
         by_key[k].append(r)
-    sizes = [len(by_key.get(c, [])) for c in range(len(ds.classes))]
+    sizes = [len(by_key.get(c, [])) for c in range(len(ds.output_classes))]
     if not any(sizes):
         return recs
     for c, n in enumerate(sizes):
         if n == 0:
-            msg = f"split {where}: class {ds.classes[c]!r} has no images; it cannot be balanced"
+            msg = f"split {where}: class {ds.output_classes[c]!r} has no images; it cannot be balanced"
             warnings.append(msg)
             log.warning(msg)
     targets = _targets(ds, cfg, sizes)
     out: list[Record] = list(by_key.get(NO_CLASS, []))
     extra: list[Record] = []
-    for c in range(len(ds.classes)):
+    for c in range(len(ds.output_classes)):
         group, n, t = by_key.get(c, []), sizes[c], targets[c]
         if n == 0:
             continue
@@ -259,7 +259,7 @@ def _key_counts(ds: Dataset, records: list[Record]) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for split in _split_order(records):
         recs = [r for r in records if r.split == split]
-        counts = [0] * len(ds.classes)
+        counts = [0] * len(ds.output_classes)
         for k in _keys(ds, recs):
             if k != NO_CLASS:
                 counts[k] += 1
@@ -272,7 +272,7 @@ def _object_counts(ds: Dataset, records: list[Record]) -> dict[str, list[int]]:
     task = get_task(ds.task)
     out: dict[str, list[int]] = {}
     for split in _split_order(records):
-        counts = [0] * len(ds.classes)
+        counts = [0] * len(ds.output_classes)
         for r in records:
             if r.split == split:
                 for c in task.record_classes(r, ds.classes):
@@ -366,7 +366,7 @@ def balance_dataset(dataset: str | Path, cfg: BalanceConfig) -> BalanceResult:
     write_json(
         out / "class_weights.json",
         {
-            "classes": list(ds.classes),
+            "classes": list(ds.output_classes),
             "weights": weights,
             "counts": counts,
             "computed_on": "train" if train else "all",
@@ -378,7 +378,7 @@ def balance_dataset(dataset: str | Path, cfg: BalanceConfig) -> BalanceResult:
     res = BalanceResult(
         out=out,
         task=ds.task,
-        classes=list(ds.classes),
+        classes=list(ds.output_classes),
         unit=task.strata().balance_unit,
         before=_key_counts(ds, ds.records),
         after=_key_counts(ds, records),

@@ -184,13 +184,13 @@ def advice(ds: Dataset, stats: dict[str, Any]) -> list[dict[str, Any]]:
 def sample_records(ds: Dataset, per_class: int, seed: int) -> dict[str, tuple[int, list[Record]]]:
     """Per class name: (images of the class, up to ``per_class`` records drawn with ``seed``)."""
     rng = random.Random(seed)
-    members: dict[int, list[Record]] = {i: [] for i in range(len(ds.classes))}
+    members: dict[int, list[Record]] = {i: [] for i in range(len(ds.output_classes))}
     for r in ds:
         for c in image_classes(ds, r):
             members[c].append(r)
     return {
         name: (len(members[c]), rng.sample(members[c], min(per_class, len(members[c]))))
-        for c, name in enumerate(ds.classes)
+        for c, name in enumerate(ds.output_classes)
     }
 
 
@@ -270,7 +270,7 @@ def compute(ds: Dataset, cfg: EdaConfig) -> dict[str, Any]:
         "name": ds.info.name,
         "task": ds.task,
         "images": len(ds),
-        "classes": list(ds.classes),
+        "classes": list(ds.output_classes),
         "unit": unit,
         "splits": {
             split_name(k): v

@@ -248,8 +248,9 @@ class Dataset:
         return dict(Counter(r.split for r in self.records))
 
     def class_counts(self, split: str | None | Literal["all"] = "all") -> list[int]:
-        """Images per class (classify/count) or objects per class (detect)."""
-        counts = [0] * len(self.classes)
+        """Images per class (classify/count) or objects per class (detect), for each of
+        :attr:`output_classes` (the classes ``record_classes`` counts)."""
+        counts = [0] * len(self.output_classes)
         task = get_task(self.task)
         for r in self.records:
             if split != "all" and r.split != split:

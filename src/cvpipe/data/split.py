@@ -217,9 +217,10 @@ def _take_test(
     by_class: dict[int, list[_Unit]] = defaultdict(list)
     for u in units:
         by_class[ds.class_index(ds.records[u.members[0]])].append(u)
+    classes = ds.output_classes  # what class_index indexes
     short = {
-        ds.classes[c]: len(by_class.get(c, []))
-        for c in range(len(ds.classes))
+        classes[c]: len(by_class.get(c, []))
+        for c in range(len(classes))
         if 0 < len(by_class.get(c, [])) <= n
     }
     if short:
@@ -234,9 +235,9 @@ def _take_test(
             f"test_per_class={n} needs more than {n} unassigned images in every class "
             f"(some must stay for training): {listing}; {fix}"
         )
-    for c in range(len(ds.classes)):
+    for c in range(len(classes)):
         if c not in by_class:
-            msg = f"class {ds.classes[c]!r} has no images to split; no test images for it"
+            msg = f"class {classes[c]!r} has no images to split; no test images for it"
             warnings.append(msg)
             log.warning(msg)
     test: list[int] = []
@@ -339,7 +340,7 @@ def summarize(ds: Dataset) -> tuple[dict[str, list[int]], dict[str, int]]:
     )
     if None in present:
         names.append("none")
-    counts = {s: [0] * len(ds.classes) for s in names}
+    counts = {s: [0] * len(ds.output_classes) for s in names}
     images = dict.fromkeys(names, 0)
     task = get_task(ds.task)
     for r in ds.records:
@@ -389,7 +390,7 @@ def split_dataset(dataset: str | Path, cfg: SplitConfig) -> SplitResult:
     counts, images = summarize(ds)
     log.debug("split %d images of %s: %s", assigned, ds.root, images)
     return SplitResult(
-        ds.root, ds.task, list(ds.classes), ratio_map, counts, images, assigned, warnings
+        ds.root, ds.task, list(ds.output_classes), ratio_map, counts, images, assigned, warnings
     )
 
 
