@@ -131,6 +131,11 @@ class RawRecord:
 class Importer(ABC):
     """Base of every format.
 
+    A format lists the tasks its files can hold (``tasks``, the first choice
+    ``default_task``); what a record of the chosen task carries is the task's answer
+    (``self.spec``, a :class:`~cvpipe.tasks.base.Task`): its label fields and, for an
+    image with one class, :meth:`~cvpipe.tasks.base.Task.label_fields`.
+
     Args:
         source: file or directory named on the command line.
         options: resolved :class:`ImportOptions`.
@@ -150,8 +155,7 @@ class Importer(ABC):
                 f"task {self.task!r} is not available for this format; valid: {', '.join(self.tasks)}"
             )
         self.spec = get_task(self.task)
-        #: records carry a count: the classes are the ``--counts`` range, and a class name
-        #: must be a count
+        # records carry a count: the classes are the --counts range, a class name a count
         self.counts = "count" in self.spec.record_fields
         if not self.source.exists():
             raise DatasetError(f"{self.source}: source not found")
