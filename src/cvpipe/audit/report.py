@@ -59,6 +59,7 @@ def _duplicates(r: Report, res: AuditResult) -> None:
 
 def _labels(r: Report, res: AuditResult) -> None:
     ds, recs = res.dataset, res.records
+    classes = ds.output_classes  # what the labels (class_index) index
     issues = res.label_issues
     r.section("Likely label errors")
     r.text(
@@ -74,15 +75,15 @@ def _labels(r: Report, res: AuditResult) -> None:
         thumbnail(
             ds.image_path(recs[t.index]),
             TILE,
-            caption=f"{ds.classes[t.given]}->{ds.classes[t.suggested]}",
+            caption=f"{classes[t.given]}->{classes[t.suggested]}",
         )
         for t in shown
     ]
     r.image(grid(tiles, columns=8), caption=f"{len(shown)} of {len(issues)} label issues")
     r.table(
         ["rank", "file", "split", "given", "suggested", "quality", "p(suggested)", "source"],
-        [[k + 1, recs[t.index].file, _split(recs[t.index].split), ds.classes[t.given],
-          ds.classes[t.suggested], t.quality, t.p_suggested, t.source] for k, t in enumerate(issues)],
+        [[k + 1, recs[t.index].file, _split(recs[t.index].split), classes[t.given],
+          classes[t.suggested], t.quality, t.p_suggested, t.source] for k, t in enumerate(issues)],
         max_rows=200,
     )  # fmt: skip
 
@@ -131,7 +132,7 @@ def _shortcut(r: Report, res: AuditResult) -> None:
     pts = {
         name: ([float(x.width) for x in recs if ds.class_index(x) == c],
                [float(x.height) for x in recs if ds.class_index(x) == c])
-        for c, name in enumerate(ds.classes)
+        for c, name in enumerate(ds.output_classes)
     }  # fmt: skip
     r.image(
         plots.scatter(pts, title="image size per class", xlabel="width (px)", ylabel="height (px)"),
