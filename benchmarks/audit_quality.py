@@ -100,7 +100,7 @@ def _synthetic(work: Path, n: int = 120, seed: int = 0) -> Path:
 def pixel_truth(ds: Any) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
     """(pixel correlation [N, N], byte-identical [N, N] bool, digests)."""
     from cvpipe.data.duplicates import hash_files
-    from cvpipe.data.images import ImageReadError, decode
+    from cvpipe.images import ImageReadError, decode
 
     n = len(ds.records)
     a = np.zeros((n, PIXEL_SIDE * PIXEL_SIDE), np.float32)

@@ -83,8 +83,8 @@ def as_cli_process() -> None:
 
 def photo_dataset(root: str) -> Any:
     """A cvpipe dataset over the ImageFolder layout (sizes from the headers)."""
-    from cvpipe.data.images import probe
     from cvpipe.data.manifest import Dataset, DatasetInfo, Record
+    from cvpipe.images import probe
 
     recs = []
     for ci, c in enumerate(CLASSES):

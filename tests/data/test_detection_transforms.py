@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from cvpipe.config import load_config
-from cvpipe.data.datasets import DetectionDataset, collate_detection, detection_targets
+from cvpipe.data.detection_datasets import DetectionDataset, collate_detection, detection_targets
 from cvpipe.data.detection_transforms import (
     DetectionAugmentConfig,
     detection_eval_transform,

@@ -11,13 +11,14 @@ from PIL import Image, ImageOps
 from tests.data.exif_images import BOX, H, W, white_box, write_oriented
 from tests.data.test_import_voc import voc_xml
 
-from cvpipe.data import orientation as O
-from cvpipe.data.datasets import DetectionDataset, ImageDataset, detection_targets
-from cvpipe.data.images import decode, probe
+import cvpipe.orientation as O
+from cvpipe.data.datasets import ImageDataset
+from cvpipe.data.detection_datasets import DetectionDataset, detection_targets
 from cvpipe.data.importers import ImportOptions, import_dataset
 from cvpipe.data.manifest import Dataset
 from cvpipe.data.pack import PackConfig, PackReader, pack_dataset
 from cvpipe.data.validate import validate
+from cvpipe.images import decode, probe
 
 VALID = list(range(1, 9))
 INVALID = [0, 9, 65537]

@@ -9,7 +9,8 @@ import pytest
 
 from cvpipe.cli.main import main
 from cvpipe.data.manifest import Dataset, DatasetInfo, Record
-from cvpipe.data.split import allocate, largest_remainder, parse_ratios, split
+from cvpipe.data.ratios import allocate, largest_remainder, parse_ratios
+from cvpipe.data.split import split
 from cvpipe.errors import ConfigError, DatasetError
 
 

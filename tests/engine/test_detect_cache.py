@@ -12,7 +12,8 @@ from PIL import Image
 from tests.engine.tinydetect import make_detect_dataset
 
 from cvpipe.config import load_config
-from cvpipe.data.datasets import DetectionDataset, EpochSampler, collate_detection
+from cvpipe.data.datasets import EpochSampler
+from cvpipe.data.detection_datasets import DetectionDataset, collate_detection
 from cvpipe.data.detection_transforms import detection_eval_transform
 from cvpipe.data.manifest import Dataset, DatasetInfo, Record
 from cvpipe.data.pack import needs_pack

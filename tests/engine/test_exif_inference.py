@@ -11,9 +11,8 @@ import torch
 from PIL import Image
 from tests.data.exif_images import BOX, H, W, white_box, write_oriented
 
+import cvpipe.orientation as O
 from cvpipe.config import load_config
-from cvpipe.data import orientation as O
-from cvpipe.data.images import decode
 from cvpipe.data.importers import ImportOptions, import_dataset
 from cvpipe.engine.config import TrainConfig
 from cvpipe.engine.detect_predictor import _DecodeDataset, save_drawn
@@ -21,6 +20,7 @@ from cvpipe.engine.predictor import BasePredictor, Predictor, record_orientation
 from cvpipe.engine.runs import ModelCard
 from cvpipe.engine.trainer import train
 from cvpipe.errors import CheckpointError
+from cvpipe.images import decode
 from cvpipe.models.classification import create_classifier
 from cvpipe.models.heads import HeadSpec
 from cvpipe.serve.security import decode_image

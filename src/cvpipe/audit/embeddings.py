@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -112,9 +111,7 @@ def embed(
         draft=int(net.preprocess.resize_size),
         backend=config.feature_backend,
     )
-    if ds.task == "detect":  # the image loader wants a class per image; any will do here
-        records = [dataclasses.replace(r, label=0) for r in records]
-        ds = ds.derive(list(records), task="classify", classes=list(ds.classes) or ["object"])
+    # records with objects instead of one class are served as pixels only (target -1)
     fs = cached_features(net, ds, records, req)
     raw = np.asarray(fs.features[0], dtype=np.float32)
     valid = np.asarray(fs.valid, dtype=bool)

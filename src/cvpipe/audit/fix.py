@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from cvpipe.data.manifest import MANIFEST, Dataset
 from cvpipe.errors import ConfigError
 from cvpipe.io import write_json
+from cvpipe.tasks.registry import get_task
 
 if TYPE_CHECKING:
     from cvpipe.audit.scan import AuditResult
@@ -83,13 +84,12 @@ def write_fixed(result: AuditResult, out: str | Path, *, relabel: bool = False) 
             else:
                 keep[m.split] = m.id
     if relabel:
+        task = get_task(ds.task)
         for t in result.label_issues:
             r = by_id[recs[t.index].id]
             old = ds.classes[t.given]
-            if ds.task == "count":
-                r.count = int(ds.classes[t.suggested])
-            else:
-                r.label = t.suggested
+            for name, value in task.label_fields(ds.classes[t.suggested], ds.classes).items():
+                setattr(r, name, value)
             relabelled.append(
                 {"id": r.id, "file": r.file, "from": old, "to": ds.classes[t.suggested]}
             )

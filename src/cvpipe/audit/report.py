@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from cvpipe.report import Report, plots
 from cvpipe.report.gallery import grid, thumbnail
+from cvpipe.tasks.registry import get_task
 
 if TYPE_CHECKING:
     from cvpipe.audit.scan import AuditResult
@@ -58,6 +59,7 @@ def _duplicates(r: Report, res: AuditResult) -> None:
 
 def _labels(r: Report, res: AuditResult) -> None:
     ds, recs = res.dataset, res.records
+    classes = ds.output_classes  # what the labels (class_index) index
     issues = res.label_issues
     r.section("Likely label errors")
     r.text(
@@ -73,15 +75,15 @@ def _labels(r: Report, res: AuditResult) -> None:
         thumbnail(
             ds.image_path(recs[t.index]),
             TILE,
-            caption=f"{ds.classes[t.given]}->{ds.classes[t.suggested]}",
+            caption=f"{classes[t.given]}->{classes[t.suggested]}",
         )
         for t in shown
     ]
     r.image(grid(tiles, columns=8), caption=f"{len(shown)} of {len(issues)} label issues")
     r.table(
         ["rank", "file", "split", "given", "suggested", "quality", "p(suggested)", "source"],
-        [[k + 1, recs[t.index].file, _split(recs[t.index].split), ds.classes[t.given],
-          ds.classes[t.suggested], t.quality, t.p_suggested, t.source] for k, t in enumerate(issues)],
+        [[k + 1, recs[t.index].file, _split(recs[t.index].split), classes[t.given],
+          classes[t.suggested], t.quality, t.p_suggested, t.source] for k, t in enumerate(issues)],
         max_rows=200,
     )  # fmt: skip
 
@@ -130,7 +132,7 @@ def _shortcut(r: Report, res: AuditResult) -> None:
     pts = {
         name: ([float(x.width) for x in recs if ds.class_index(x) == c],
                [float(x.height) for x in recs if ds.class_index(x) == c])
-        for c, name in enumerate(ds.classes)
+        for c, name in enumerate(ds.output_classes)
     }  # fmt: skip
     r.image(
         plots.scatter(pts, title="image size per class", xlabel="width (px)", ylabel="height (px)"),
@@ -139,7 +141,7 @@ def _shortcut(r: Report, res: AuditResult) -> None:
 
 
 def _boxes(r: Report, res: AuditResult) -> None:
-    if res.run is None or res.dataset.task != "detect":
+    if res.run is None or get_task(res.dataset.task).one_class_per_image:
         return
     ds, recs = res.dataset, res.records
     r.section("Boxes the detector disagrees with")
@@ -173,12 +175,13 @@ def write_report(res: AuditResult, path: Path) -> Path:
          "cross-split pairs": s["cross_split_pairs"], "label issues": s["label_issues"],
          "outliers": s["outliers"], "size shortcut": s["size_shortcut"]}
     )  # fmt: skip
-    if res.dataset.task == "detect" and res.run is not None:
+    one_class = get_task(res.dataset.task).one_class_per_image
+    if not one_class and res.run is not None:
         r.metrics({"box disagreements": s["box_disagreements"]})
     if s["unreadable"]:
         r.note(f"{s['unreadable']} images could not be read (see audit.json)", level="warning")
     _duplicates(r, res)
-    if res.dataset.task != "detect":
+    if one_class:
         _labels(r, res)
     _outliers(r, res)
     _shortcut(r, res)

@@ -31,6 +31,7 @@ from cvpipe.audit.shortcut import ShortcutResult, size_shortcut
 from cvpipe.data.manifest import Dataset, Record
 from cvpipe.errors import CheckpointError, ConfigError, DatasetError
 from cvpipe.io import read_json, write_json
+from cvpipe.tasks.registry import get_task
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class AuditResult:
         return [r.file for r in self.records]
 
     def to_json(self) -> dict[str, Any]:
-        ids, files, classes = self.ids, self.files, self.dataset.classes
+        ids, files, classes = self.ids, self.files, self.dataset.output_classes
         return {
             "dataset": str(self.dataset.root.resolve()),
             "task": self.dataset.task,
@@ -86,9 +87,8 @@ class AuditResult:
 
 def label_key(ds: Dataset, r: Record) -> str:
     """What "the same label" means for duplicates: the class, or the set of box classes."""
-    if ds.task == "detect":
-        return ",".join(sorted({ds.classes[i] for i in r.labels or []}))
-    return ds.classes[ds.class_index(r)]
+    classes = get_task(ds.task).record_classes(r, ds.classes)
+    return ",".join(sorted({ds.output_classes[i] for i in classes}))
 
 
 def _records(ds: Dataset, config: AuditConfig) -> list[Record]:
@@ -114,9 +114,9 @@ def _run_probs(
 
     rd = RunDir(run)
     card = ModelCard.load(rd.card)
-    if list(card.classes) != list(ds.classes):
+    if list(card.classes) != list(ds.output_classes):
         raise CheckpointError(
-            f"{run}: its classes {card.classes} differ from the dataset's {ds.classes}; "
+            f"{run}: its classes {card.classes} differ from the dataset's {ds.output_classes}; "
             "audit with a run trained on this dataset (or without --run)"
         )
     trained = (
@@ -132,7 +132,7 @@ def _label_pass(
 ) -> tuple[list[LabelIssue], dict[str, Any]]:
     y = np.array([ds.class_index(r) for r in recs], dtype=np.int64)
     ok = np.flatnonzero(emb.valid)
-    k = len(ds.classes)
+    k = len(ds.output_classes)
     probs = np.zeros((len(recs), k))
     probs[ok] = kfold_probabilities(
         emb.vectors[ok],
@@ -204,18 +204,19 @@ def audit(
     shortcut = None
     boxes: list[BoxDisagreement] = []
     t0 = time.perf_counter()
-    if ds.task in ("classify", "count"):
+    if get_task(ds.task).one_class_per_image:  # label errors, class outliers, size shortcut
         y = np.array([ds.class_index(r) for r in recs], dtype=np.int64)
         if config.labels.enabled:
             issues, label_info = _label_pass(ds, recs, emb, config, str(run) if run else None)
         timings["labels"] = time.perf_counter() - t0
-        outliers = find_outliers(emb.vectors, y, emb.valid, len(ds.classes), config.outliers.z)
+        classes = ds.output_classes  # what class_index indexes
+        outliers = find_outliers(emb.vectors, y, emb.valid, len(classes), config.outliers.z)
         shortcut = size_shortcut(
-            [r.width for r in recs], [r.height for r in recs], y, len(ds.classes),
-            classes=ds.classes, folds=config.shortcut.folds, margin=config.shortcut.margin, seed=config.seed,
+            [r.width for r in recs], [r.height for r in recs], y, len(classes),
+            classes=classes, folds=config.shortcut.folds, margin=config.shortcut.margin, seed=config.seed,
             exclusive_share=config.shortcut.exclusive_share, min_exclusive=config.shortcut.min_exclusive,
         )  # fmt: skip
-    else:
+    else:  # objects: outliers over all images, boxes a detector run disputes
         zeros = np.zeros(len(recs), dtype=np.int64)
         outliers = find_outliers(emb.vectors, zeros, emb.valid, 1, config.outliers.z)
         if run is not None:

@@ -6,6 +6,7 @@ import argparse
 
 from cvpipe.cli.output import echo, table, warn
 from cvpipe.config import load_config
+from cvpipe.tasks.registry import get_task
 
 HELP = "find near-duplicates, split leaks, label errors, outliers, size shortcuts"
 EXAMPLES = """
@@ -75,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         ["cross-split pairs", s["cross_split_pairs"]],
         ["groups with conflicting labels", s["conflicting_label_groups"]],
     ]  # fmt: skip
-    if res.dataset.task != "detect":
+    one_class = get_task(res.dataset.task).one_class_per_image
+    if one_class:
         rows.append(["likely label errors", s["label_issues"]])
     rows.append(["outliers", s["outliers"]])
     if res.shortcut is not None:
@@ -94,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                 warn(
                     f"size shortcut: {v['images']} {c} images ({100 * v['share']:.1f}%): {v['rule']}"
                 )
-    if res.run is not None and res.dataset.task == "detect":
+    if res.run is not None and not one_class:
         rows.append(["boxes the detector disputes", s["box_disagreements"]])
     echo(table(rows, ["finding", "count"], title=f"audit of {res.dataset.root}"))
     if s["leak_groups"]:

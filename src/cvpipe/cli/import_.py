@@ -6,6 +6,7 @@ import argparse
 
 from cvpipe.cli.output import echo, table
 from cvpipe.config import load_config
+from cvpipe.tasks.registry import get_task, task_names
 
 HELP = "import a labelled image set"
 EXAMPLES = """
@@ -44,9 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("source", help="annotation file or folder to import")
     p.add_argument("--out", required=True, help="output dataset directory")
     p.add_argument("--images", help="image folder, when images are kept apart from the annotations")
-    p.add_argument(
-        "--task", choices=["classify", "count", "detect"], help="override the format's task"
-    )
+    p.add_argument("--task", choices=task_names(), help="override the format's task")
     p.add_argument(
         "--classes", help="comma-separated classes to keep, in order (names or Open Images MIDs)"
     )
@@ -94,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     result = run_import(args.format, args.source, args.out, options)
     info = result.info
     summary = info.import_report
-    unit = "objects" if info.task == "detect" else "images"
+    unit = get_task(info.task).unit
     rows = [[c, n] for c, n in zip(info.classes, result.class_counts, strict=True)]
     echo(
         table(

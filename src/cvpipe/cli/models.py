@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from cvpipe.cli.output import echo, table
+from cvpipe.tasks.registry import get_task, task_names
 
 HELP = "list the registered classifiers and detectors"
 USES_CONFIG = False
@@ -26,14 +27,12 @@ COCO-trained weights --weights coco loads: cache, download or a package). '*' ma
 task's default model (what 'cvpipe train' uses without --model).
 """
 
-TASKS = ("classify", "count", "detect")
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "pattern", nargs="?", help="shell-style name filter, e.g. 'resnet*' or 'timm/*lite*'"
     )
-    p.add_argument("--task", choices=TASKS, help="only the models that train this task")
+    p.add_argument("--task", choices=task_names(), help="only the models that train this task")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
@@ -65,9 +64,13 @@ def _rows(pattern: str | None, task: str | None) -> list[dict[str, Any]]:
 
     defaults = {t: c[0].model for t, c in TASK_DEFAULTS.items() if c}
     rows: list[dict[str, Any]] = []
-    if task in (None, "classify", "count"):
+    # classifiers train tasks with one class per image, detectors tasks with objects
+    wanted = [task] if task else task_names()
+    image_tasks = [t for t in wanted if get_task(t).one_class_per_image]
+    object_tasks = [t for t in wanted if not get_task(t).one_class_per_image]
+    if image_tasks:
         for i in list_models(pattern):
-            tasks = [t for t in ("classify", "count") if task in (None, t)]
+            tasks = image_tasks
             rows.append(
                 {
                     **vars(i), "kind": "classifier", "task": ",".join(tasks),
@@ -75,13 +78,13 @@ def _rows(pattern: str | None, task: str | None) -> list[dict[str, Any]]:
                     "default": any(defaults.get(t) == i.name for t in tasks),
                 }
             )  # fmt: skip
-    if task in (None, "detect"):
+    if object_tasks:
         for d in list_detectors(pattern):
             rows.append(
                 {
-                    **vars(d), "kind": "detector", "task": "detect",
+                    **vars(d), "kind": "detector", "task": ",".join(object_tasks),
                     "imagenet": availability(d.backbone), "coco": coco_availability(d.name),
-                    "default": defaults.get("detect") == d.name,
+                    "default": any(defaults.get(t) == d.name for t in object_tasks),
                 }
             )  # fmt: skip
     return rows
@@ -120,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
             if reason
             else "'download': fetched (and cached) on first use; 'cvpipe weights download NAME' fetches ahead"
         )
-    if not args.task or args.task != "detect":
+    if not args.task or get_task(args.task).one_class_per_image:
         notes.append("any other timm architecture: --model timm/<name> (cvpipe models 'timm/*')")
     echo("\n" + "\n".join(notes))
     return 0

@@ -6,6 +6,7 @@ import argparse
 
 from cvpipe.cli.output import echo, table
 from cvpipe.config import load_config
+from cvpipe.tasks.registry import get_task
 
 HELP = "seeded, stratified train/val/test split"
 EXAMPLES = """
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append([name, *(_cell(res.counts[s][c], total) for s in names), total])
     grand = sum(res.images.values())
     rows.append(["(images)", *(_cell(res.images[s], grand) for s in names), grand])
-    unit = "images with class" if res.task == "detect" else "images"
+    unit = "images" if get_task(res.task).one_class_per_image else "images with class"
     ratios = "/".join(f"{v * 100:g}" for v in res.ratios.values())
     echo(
         table(

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -49,14 +49,15 @@ from pydantic import Field, field_validator
 
 from cvpipe.config import Config, load_config
 from cvpipe.data.manifest import SPLITS, Dataset, Record
+from cvpipe.data.strata import NO_CLASS
 from cvpipe.errors import ConfigError, DatasetError
 from cvpipe.io import write_json
 from cvpipe.registry import suggest
+from cvpipe.tasks.registry import get_task
 
 log = logging.getLogger(__name__)
 
 Strategy = Literal["undersample", "oversample", "target"]
-NO_OBJECTS = -1
 
 
 class BalanceConfig(Config):
@@ -164,13 +165,9 @@ def _split_order(records: list[Record]) -> list[str | None]:
 
 
 def _keys(ds: Dataset, recs: list[Record]) -> list[int]:
-    """Balancing key per record: its class, or for detection its rarest class (or NO_OBJECTS)."""
-    if ds.task != "detect":
-        return [ds.class_index(r) for r in recs]
-    freq = Counter(c for r in recs for c in set(r.labels or []))
-    return [
-        min(set(r.labels), key=lambda c: (freq[c], c)) if r.labels else NO_OBJECTS for r in recs
-    ]
+    """Balancing key per record: the class it stands for, as the task stratifies
+    (:mod:`cvpipe.data.strata`): its class, or its rarest class (or NO_CLASS)."""
+    return get_task(ds.task).strata().image_keys(recs, ds.classes)
 
 
 def _targets(ds: Dataset, cfg: BalanceConfig, sizes: list[int]) -> list[int]:
@@ -180,15 +177,15 @@ def _targets(ds: Dataset, cfg: BalanceConfig, sizes: list[int]) -> list[int]:
     if cfg.strategy == "oversample":
         return [max(present)] * len(sizes)
     wanted = dict(cfg.target or {})
-    unknown = [k for k in wanted if k not in ds.classes]
+    unknown = [k for k in wanted if k not in ds.output_classes]
     if unknown:
-        hint = suggest(unknown[0], ds.classes)
+        hint = suggest(unknown[0], ds.output_classes)
         raise ConfigError(
-            f"target: unknown class {unknown[0]!r}; {hint}classes: {', '.join(ds.classes)}"
+            f"target: unknown class {unknown[0]!r}; {hint}classes: {', '.join(ds.output_classes)}"
         )
     return [
         wanted.get(name, cfg.per_class if cfg.per_class is not None else sizes[c])
-        for c, name in enumerate(ds.classes)
+        for c, name in enumerate(ds.output_classes)
     ]
 
 
@@ -206,18 +203,18 @@ def _resample(
     by_key: dict[int, list[Record]] = defaultdict(list)
     for r, k in zip(recs, keys, strict=True):
         by_key[k].append(r)
-    sizes = [len(by_key.get(c, [])) for c in range(len(ds.classes))]
+    sizes = [len(by_key.get(c, [])) for c in range(len(ds.output_classes))]
     if not any(sizes):
         return recs
     for c, n in enumerate(sizes):
         if n == 0:
-            msg = f"split {where}: class {ds.classes[c]!r} has no images; it cannot be balanced"
+            msg = f"split {where}: class {ds.output_classes[c]!r} has no images; it cannot be balanced"
             warnings.append(msg)
             log.warning(msg)
     targets = _targets(ds, cfg, sizes)
-    out: list[Record] = list(by_key.get(NO_OBJECTS, []))
+    out: list[Record] = list(by_key.get(NO_CLASS, []))
     extra: list[Record] = []
-    for c in range(len(ds.classes)):
+    for c in range(len(ds.output_classes)):
         group, n, t = by_key.get(c, []), sizes[c], targets[c]
         if n == 0:
             continue
@@ -262,22 +259,24 @@ def _key_counts(ds: Dataset, records: list[Record]) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for split in _split_order(records):
         recs = [r for r in records if r.split == split]
-        counts = [0] * len(ds.classes)
+        counts = [0] * len(ds.output_classes)
         for k in _keys(ds, recs):
-            if k != NO_OBJECTS:
+            if k != NO_CLASS:
                 counts[k] += 1
         out[_split_name(split)] = counts
     return out
 
 
 def _object_counts(ds: Dataset, records: list[Record]) -> dict[str, list[int]]:
+    """Objects per class per split (the task's class counts)."""
+    task = get_task(ds.task)
     out: dict[str, list[int]] = {}
     for split in _split_order(records):
-        counts = [0] * len(ds.classes)
+        counts = [0] * len(ds.output_classes)
         for r in records:
             if r.split == split:
-                for lab in r.labels or []:
-                    counts[lab] += 1
+                for c in task.record_classes(r, ds.classes):
+                    counts[c] += 1
         out[_split_name(split)] = counts
     return out
 
@@ -332,6 +331,7 @@ def balance_dataset(dataset: str | Path, cfg: BalanceConfig) -> BalanceResult:
     """
     src = Path(dataset)
     ds = Dataset.load(src)
+    task = get_task(ds.task)
     out, chosen = _check(ds, cfg, src)
     rng = np.random.default_rng(cfg.seed)
     warnings: list[str] = []
@@ -366,11 +366,11 @@ def balance_dataset(dataset: str | Path, cfg: BalanceConfig) -> BalanceResult:
     write_json(
         out / "class_weights.json",
         {
-            "classes": list(ds.classes),
+            "classes": list(ds.output_classes),
             "weights": weights,
             "counts": counts,
             "computed_on": "train" if train else "all",
-            "unit": "objects" if ds.task == "detect" else "images",
+            "unit": task.unit,
             "method": "inverse frequency, normalised to mean 1 over present classes",
         },
     )
@@ -378,15 +378,15 @@ def balance_dataset(dataset: str | Path, cfg: BalanceConfig) -> BalanceResult:
     res = BalanceResult(
         out=out,
         task=ds.task,
-        classes=list(ds.classes),
-        unit="images per rarest class" if ds.task == "detect" else "images per class",
+        classes=list(ds.output_classes),
+        unit=task.strata().balance_unit,
         before=_key_counts(ds, ds.records),
         after=_key_counts(ds, records),
         balanced=[_split_name(s) for s in chosen],
         class_weights=weights,
         warnings=warnings,
     )
-    if ds.task == "detect":
+    if not task.one_class_per_image:  # images balanced; their objects only move closer
         res.objects_before, res.objects_after = (
             _object_counts(ds, ds.records),
             _object_counts(ds, records),

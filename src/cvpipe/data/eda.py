@@ -54,6 +54,7 @@ from cvpipe.data.eda_stats import (
 )
 from cvpipe.data.manifest import SPLITS, Dataset, Record
 from cvpipe.io import write_json
+from cvpipe.tasks.registry import get_task
 
 __all__ = [
     "COCO_MEDIUM",
@@ -110,7 +111,7 @@ class EdaConfig(Config):
 def advice(ds: Dataset, stats: dict[str, Any]) -> list[dict[str, Any]]:
     """What to do next: ``{"level", "text", "command"}`` items, most important first."""
     root, out = str(ds.root), []
-    unit = "objects" if ds.task == "detect" else "images"
+    unit = get_task(ds.task).unit
 
     def add(level: str, text: str, command: str | None = None) -> None:
         out.append({"level": level, "text": text, "command": command})
@@ -167,7 +168,7 @@ def advice(ds: Dataset, stats: dict[str, Any]) -> list[dict[str, Any]]:
             "info",
             f"{small} images have a short side below 224 px; they are upscaled at training time",
         )
-    if ds.task == "detect":
+    if "boxes" in stats:
         boxes = stats["boxes"]
         if boxes["boxes"] and boxes["coco_sizes"]["small"] / boxes["boxes"] > 0.5:
             add(
@@ -183,13 +184,13 @@ def advice(ds: Dataset, stats: dict[str, Any]) -> list[dict[str, Any]]:
 def sample_records(ds: Dataset, per_class: int, seed: int) -> dict[str, tuple[int, list[Record]]]:
     """Per class name: (images of the class, up to ``per_class`` records drawn with ``seed``)."""
     rng = random.Random(seed)
-    members: dict[int, list[Record]] = {i: [] for i in range(len(ds.classes))}
+    members: dict[int, list[Record]] = {i: [] for i in range(len(ds.output_classes))}
     for r in ds:
         for c in image_classes(ds, r):
             members[c].append(r)
     return {
         name: (len(members[c]), rng.sample(members[c], min(per_class, len(members[c]))))
-        for c, name in enumerate(ds.classes)
+        for c, name in enumerate(ds.output_classes)
     }
 
 
@@ -259,15 +260,17 @@ def eda(
 
 
 def compute(ds: Dataset, cfg: EdaConfig) -> dict[str, Any]:
-    """All the numbers of ``eda.json`` (no plots)."""
-    unit = "objects" if ds.task == "detect" else "images"
+    """All the numbers of ``eda.json`` (no plots); the task adds its own sections
+    (:meth:`~cvpipe.tasks.base.Task.eda_stats`: boxes for detect, counts for count)."""
+    task = get_task(ds.task)
+    unit = task.unit
     dist = class_distribution(ds)
     stats: dict[str, Any] = {
         "dataset": str(ds.root),
         "name": ds.info.name,
         "task": ds.task,
         "images": len(ds),
-        "classes": list(ds.classes),
+        "classes": list(ds.output_classes),
         "unit": unit,
         "splits": {
             split_name(k): v
@@ -279,9 +282,6 @@ def compute(ds: Dataset, cfg: EdaConfig) -> dict[str, Any]:
         "files": file_stats(ds, cfg.probe_sample, cfg.seed),
         "duplicates": duplicate_stats(ds, cfg.hash, cfg.workers),
     }
-    if ds.task == "detect":
-        stats["boxes"] = box_stats(ds)
-    if ds.task == "count":
-        stats["counts"] = count_stats(ds)
+    stats.update(task.eda_stats(ds))
     stats["advice"] = advice(ds, stats)
     return stats

@@ -96,17 +96,19 @@ def _class_section(r: Report, ds: Dataset, stats: dict[str, Any]) -> None:
     dist, unit = stats["class_distribution"], stats["unit"]
     r.section("Classes")
     r.image(
-        plots.bar(ds.classes, list(dist["all"].values()), title=f"{unit} per class", ylabel=unit),
+        plots.bar(
+            ds.output_classes, list(dist["all"].values()), title=f"{unit} per class", ylabel=unit
+        ),
         f"{unit} per class (all splits)",
     )
     splits = [s for s in dist if s != "all"]
-    rows = [[c, *(dist[s][c] for s in splits), dist["all"][c]] for c in ds.classes]
+    rows = [[c, *(dist[s][c] for s in splits), dist["all"][c]] for c in ds.output_classes]
     rows.append(["total", *(sum(dist[s].values()) for s in splits), sum(dist["all"].values())])
     r.table(["class", *splits, "all"], rows, caption=f"{unit} per class and split")
     if len(splits) > 1:
         r.image(
             plots.grouped_bar(
-                ds.classes,
+                ds.output_classes,
                 {s: list(dist[s].values()) for s in splits},
                 title=f"{unit} per class and split",
                 ylabel=unit,
@@ -118,12 +120,12 @@ def _class_section(r: Report, ds: Dataset, stats: dict[str, Any]) -> None:
 def _size_section(r: Report, ds: Dataset, stats: dict[str, Any]) -> None:
     sizes = stats["sizes"]
     r.section("Image sizes")
-    widths: dict[str, list[float]] = {c: [] for c in ds.classes}
-    heights: dict[str, list[float]] = {c: [] for c in ds.classes}
+    widths: dict[str, list[float]] = {c: [] for c in ds.output_classes}
+    heights: dict[str, list[float]] = {c: [] for c in ds.output_classes}
     for rec in ds:
         for c in image_classes(ds, rec):
-            widths[ds.classes[c]].append(rec.width)
-            heights[ds.classes[c]].append(rec.height)
+            widths[ds.output_classes[c]].append(rec.width)
+            heights[ds.output_classes[c]].append(rec.height)
     r.image(
         plots.boxplots(
             {}, panels={"width (px)": widths, "height (px)": heights}, title="image size per class"

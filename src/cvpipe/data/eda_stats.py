@@ -22,9 +22,10 @@ import numpy as np
 
 from cvpipe.data import boxes as B
 from cvpipe.data.duplicates import group_by_digest, hash_files
-from cvpipe.data.images import ImageReadError, probe
 from cvpipe.data.manifest import SPLITS, Dataset, Record
+from cvpipe.images import ImageReadError, probe
 from cvpipe.io import read_json
+from cvpipe.tasks.registry import get_task
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,11 @@ def split_name(split: str | None) -> str:
 # -- statistics ------------------------------------------------------------------------
 def class_distribution(ds: Dataset) -> dict[str, dict[str, int]]:
     """Per split (plus ``all``): class name → images (classify/count) or objects (detect)."""
-    out = {"all": dict(zip(ds.classes, ds.class_counts(), strict=True))}
+    classes = ds.output_classes
+    out = {"all": dict(zip(classes, ds.class_counts(), strict=True))}
     for split in sorted({split_name(r.split) for r in ds}, key=split_order):
         key = None if split == UNASSIGNED else split
-        out[split] = dict(zip(ds.classes, ds.class_counts(key), strict=True))
+        out[split] = dict(zip(classes, ds.class_counts(key), strict=True))
     return out
 
 
@@ -99,10 +101,9 @@ def imbalance(counts: dict[str, int], unit: str) -> dict[str, Any]:
 
 
 def image_classes(ds: Dataset, rec: Record) -> list[int]:
-    """Class indices an image counts for (detect: every class among its boxes)."""
-    if ds.task == "detect":
-        return sorted(set(rec.labels or []))
-    return [ds.class_index(rec)]
+    """Indices into ``ds.output_classes`` an image counts for (detect: every class among its
+    boxes)."""
+    return sorted(set(get_task(ds.task).record_classes(rec, ds.classes)))
 
 
 def size_stats(ds: Dataset) -> dict[str, Any]:
@@ -110,12 +111,12 @@ def size_stats(ds: Dataset) -> dict[str, Any]:
     w = np.array([r.width for r in ds], dtype=float)
     h = np.array([r.height for r in ds], dtype=float)
     per_class: dict[str, dict[str, Any]] = {}
-    members: dict[int, list[int]] = {i: [] for i in range(len(ds.classes))}
+    members: dict[int, list[int]] = {i: [] for i in range(len(ds.output_classes))}
     for k, r in enumerate(ds):
         for c in image_classes(ds, r):
             members[c].append(k)
     for c, idx in members.items():
-        per_class[ds.classes[c]] = {
+        per_class[ds.output_classes[c]] = {
             "images": len(idx),
             "width": describe(w[idx]),
             "height": describe(h[idx]),

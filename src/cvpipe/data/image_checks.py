@@ -18,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cvpipe.data import orientation as O
+import cvpipe.orientation as O
 from cvpipe.data.duplicates import hash_file
-from cvpipe.data.images import ImageReadError, decode
+from cvpipe.images import ImageReadError, decode
 from cvpipe.progress import Bar
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from cvpipe.data.images import IMAGE_EXTENSIONS
+from cvpipe.images import IMAGE_EXTENSIONS
 
 _EXTS = frozenset(IMAGE_EXTENSIONS)
 

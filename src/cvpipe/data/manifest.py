@@ -16,7 +16,7 @@ One record per image::
   the EXIF orientation the image file carries. ``width``, ``height`` and boxes are then
   in the oriented frame (what a photo viewer shows), and every decode of the record
   (:meth:`Dataset.load_image`) turns the stored pixels the same way; see
-  :mod:`cvpipe.data.orientation`.
+  :mod:`cvpipe.orientation`.
 
 Example:
     >>> ds = Dataset.load("datasets/bins")  # doctest: +SKIP
@@ -226,13 +226,13 @@ class Dataset:
 
         Args:
             rec: a record of this dataset.
-            mode: see :func:`cvpipe.data.images.decode`.
+            mode: see :func:`cvpipe.images.decode`.
             draft: JPEG reduced-size decode ``(w, h)`` in the record's frame.
 
         Raises:
             ImageReadError: missing, unreadable, truncated or corrupt file.
         """
-        from cvpipe.data.images import decode
+        from cvpipe.images import decode
 
         return decode(self.image_path(rec), mode, draft=draft, orientation=rec.orientation)
 
@@ -248,8 +248,9 @@ class Dataset:
         return dict(Counter(r.split for r in self.records))
 
     def class_counts(self, split: str | None | Literal["all"] = "all") -> list[int]:
-        """Images per class (classify/count) or objects per class (detect)."""
-        counts = [0] * len(self.classes)
+        """Images per class (classify/count) or objects per class (detect), for each of
+        :attr:`output_classes` (the classes ``record_classes`` counts)."""
+        counts = [0] * len(self.output_classes)
         task = get_task(self.task)
         for r in self.records:
             if split != "all" and r.split != split:

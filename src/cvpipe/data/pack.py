@@ -46,10 +46,10 @@ from PIL import Image
 from pydantic import Field
 
 from cvpipe.config import Config
-from cvpipe.data.images import ImageReadError
 from cvpipe.data.manifest import Dataset, Record
 from cvpipe.errors import DatasetError
 from cvpipe.home import cvpipe_home
+from cvpipe.images import ImageReadError
 from cvpipe.io import read_json, write_json
 from cvpipe.progress import track
 

@@ -20,14 +20,15 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import cvpipe.orientation as O
 from cvpipe.data import boxes as B
-from cvpipe.data import orientation as O
 from cvpipe.data.duplicates import group_by_digest
 from cvpipe.data.image_checks import ImageCheck
-from cvpipe.data.images import ImageInfo
 from cvpipe.data.manifest import MANIFEST, Dataset, Record
 from cvpipe.data.problems import Problem
 from cvpipe.errors import CvpipeError
+from cvpipe.images import ImageInfo
+from cvpipe.tasks.registry import get_task
 
 Severity = Literal["error", "warning", "info"]
 
@@ -53,6 +54,7 @@ class ValidationPass:
 
     def __init__(self, ds: Dataset, policy: str) -> None:
         self.ds = ds
+        self.task = get_task(ds.task)
         self.skip = policy == "skip"
         self.problems: list[Finding] = []
         self.drop: dict[int, list[str]] = defaultdict(list)  # record index → reasons
@@ -108,15 +110,15 @@ class ValidationPass:
                 first[rec.id] = i
 
     def check_label(self, i: int, rec: Record) -> None:
-        """A classify label or a count that is not one of the classes leaves the image out."""
-        classes = self.ds.classes
-        if self.ds.task == "classify" and (rec.label is None or not 0 <= rec.label < len(classes)):
-            message = f"label {rec.label!r} is not a class index in 0..{len(classes) - 1}"
-            where = "label"
-        elif self.ds.task == "count" and str(rec.count) not in classes:
-            message, where = f"count {rec.count!r} is not one of the classes {classes}", "count"
-        else:
+        """An image's class (a classify label, a count) that is not one of the classes
+        leaves the image out. Objects are checked one by one with the image size
+        (:meth:`check_boxes`, through :meth:`~cvpipe.tasks.base.Task.check_record`)."""
+        if not self.task.one_class_per_image:
             return
+        problem = self.task.label_error(rec, self.ds.classes)
+        if problem is None:
+            return
+        where, message = problem
         self.add(
             rec, "label_out_of_range", "error", message, self.act("left out the image"), field=where
         )
@@ -148,7 +150,8 @@ class ValidationPass:
             )
         self.check_orientation(rec, res.orientation)
         if (res.width, res.height) != (rec.width, rec.height):
-            sev: Severity = "error" if self.ds.task == "detect" else "warning"
+            # labels in pixels (objects) no longer fit a wrong size; an image's class still does
+            sev: Severity = "warning" if self.task.one_class_per_image else "error"
             self.add(
                 rec,
                 "size_mismatch",
@@ -307,7 +310,7 @@ class ValidationPass:
         same_file = rec.file == first.file
         what = "the same file is listed again" if same_file else "same content as"
         msg = f"{what} {first_path} (id {first.id!r})"
-        if self.ds.task != "detect":
+        if self.task.one_class_per_image:
             a, b = self._label(first), self._label(rec)
             if a != b:
                 msg += f" but labelled {b!r} instead of {a!r}"

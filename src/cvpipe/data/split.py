@@ -26,6 +26,10 @@ Rules (each one is tested):
 - **Existing splits** are refused unless ``force=True`` (overwrite all) or
   ``keep_existing=True`` (keep them; split only records that have none).
 
+Where things live: this module places units (images or groups) into splits and writes
+the manifest; :mod:`cvpipe.data.ratios` turns ratios into image numbers per stratum, and
+the task says what a stratum is (:mod:`cvpipe.data.strata`).
+
 Example:
     >>> res = split("datasets/bins", ratios="70/20/10", seed=0)  # doctest: +SKIP
     >>> res.images  # doctest: +SKIP
@@ -36,7 +40,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Hashable
@@ -49,11 +52,11 @@ from pydantic import Field, field_validator
 
 from cvpipe.config import Config, load_config
 from cvpipe.data.manifest import SPLITS, Dataset, Record
+from cvpipe.data.ratios import allocate, parse_ratios
 from cvpipe.errors import ConfigError, DatasetError
+from cvpipe.tasks.registry import get_task
 
 log = logging.getLogger(__name__)
-
-_COUNT_BUCKETS = (0, 1, 2, 3, 5, 9)  # lower edges: 0 | 1 | 2 | 3-4 | 5-8 | 9+
 
 
 class SplitConfig(Config):
@@ -110,104 +113,6 @@ class SplitResult:
     images: dict[str, int]
     assigned: int
     warnings: list[str] = field(default_factory=list)
-
-
-def parse_ratios(text: str) -> tuple[float, ...]:
-    """Parse ``"70/20/10"``, ``"80/20"``, ``"0.8,0.2"`` into fractions summing to 1.
-
-    Raises:
-        ConfigError: not numbers, not 2 or 3 parts, negative, train 0, or a sum other than 100 or 1.
-
-    Example:
-        >>> parse_ratios("70/20/10")
-        (0.7, 0.2, 0.1)
-    """
-    hint = "expected train/val[/test] like 70/20/10, 80/20 or 0.8,0.2"
-    parts = [p for p in re.split(r"[/,:\s]+", str(text).strip()) if p]
-    try:
-        values = [float(p) for p in parts]
-    except ValueError:
-        raise ConfigError(f"ratios {text!r}: not numbers; {hint}") from None
-    if len(values) not in (2, 3):
-        raise ConfigError(f"ratios {text!r}: {len(values)} part(s); {hint}")
-    if any(v < 0 or not math.isfinite(v) for v in values):
-        raise ConfigError(f"ratios {text!r}: negative or infinite part; {hint}")
-    total = sum(values)
-    if math.isclose(total, 100.0, abs_tol=1e-6):
-        values = [v / 100.0 for v in values]
-    elif not math.isclose(total, 1.0, abs_tol=1e-6):
-        raise ConfigError(
-            f"ratios {text!r} sum to {total:g}; they must sum to 100 (70/20/10) or 1 (0.7,0.2,0.1)"
-        )
-    if values[0] <= 0:
-        raise ConfigError(f"ratios {text!r}: the train share must be above 0")
-    return tuple(round(v, 12) for v in values)
-
-
-def largest_remainder(n: int, ratios: tuple[float, ...] | list[float]) -> list[int]:
-    """Integers summing to ``n`` proportional to ``ratios`` (ties go to the earlier split).
-
-    Example:
-        >>> largest_remainder(10, (0.65, 0.25, 0.1))
-        [7, 2, 1]
-    """
-    exact = [round(n * r, 9) for r in ratios]
-    out = [math.floor(x) for x in exact]
-    order = sorted(range(len(ratios)), key=lambda s: (-(exact[s] - out[s]), s))
-    for s in order[: n - sum(out)]:
-        out[s] += 1
-    return out
-
-
-def allocate(sizes: list[int], ratios: tuple[float, ...], min_one: bool = False) -> list[list[int]]:
-    """Split sizes per stratum: ``out[stratum][split]``.
-
-    Each stratum gets the floor of its exact share per split; the leftover images are handed
-    out in order of largest fractional part while the split totals stay at their own
-    largest-remainder targets, so strata and totals both follow the ratios within one image.
-    Strata of one or two images go to train. With ``min_one``, a stratum at least as big as
-    the number of (non-empty) splits has at least one image in each.
-    """
-    k = len(ratios)
-    out = [[0] * k for _ in sizes]
-    live = [c for c, n in enumerate(sizes) if n > 2]
-    for c, n in enumerate(sizes):
-        if n <= 2:
-            out[c][0] = n
-    exact = {c: [round(sizes[c] * r, 9) for r in ratios] for c in live}
-    for c in live:
-        out[c] = [math.floor(x) for x in exact[c]]
-    target = largest_remainder(sum(sizes[c] for c in live), ratios)
-    need_row = {c: sizes[c] - sum(out[c]) for c in live}
-    need_col = [target[s] - sum(out[c][s] for c in live) for s in range(k)]
-    cands = sorted(
-        (-(exact[c][s] - out[c][s]), s, c)
-        for c in live
-        for s in range(k)
-        if exact[c][s] > out[c][s]
-    )
-    for _, s, c in cands:
-        if need_row[c] > 0 and need_col[s] > 0:
-            out[c][s] += 1
-            need_row[c] -= 1
-            need_col[s] -= 1
-    for c in live:  # rare: the greedy pass could not meet every row exactly
-        while need_row[c] > 0:
-            s = max(range(k), key=lambda j: (need_col[j], exact[c][j] - out[c][j], -j))
-            out[c][s] += 1
-            need_row[c] -= 1
-            need_col[s] -= 1
-    if min_one:
-        useful = [s for s in range(k) if ratios[s] > 0]
-        for c, n in enumerate(sizes):
-            if n < len(useful):
-                continue
-            for s in useful:
-                if out[c][s] == 0:
-                    donor = max(range(k), key=lambda j: (out[c][j], -j))
-                    out[c][donor] -= 1
-                    out[c][s] += 1
-    return out
 
 
 # -- units and strata ---------------------------------------------------------------------
@@ -277,27 +182,14 @@ def _make_units(ds: Dataset, pool: list[int], cfg: SplitConfig, warnings: list[s
     return units
 
 
-def _bucket(n: int) -> int:
-    return max(i for i, lo in enumerate(_COUNT_BUCKETS) if n >= lo)
-
-
 def _set_keys(ds: Dataset, units: list[_Unit], cfg: SplitConfig) -> None:
+    """Each unit's stratum, as the task stratifies (:mod:`cvpipe.data.strata`)."""
     if not cfg.stratify:
         return
-    if ds.task != "detect":
-        for u in units:
-            votes = Counter(ds.class_index(ds.records[i]) for i in u.members)
-            u.key = min(votes, key=lambda c: (-votes[c], c))
-        return
-    freq = Counter(lab for u in units for i in u.members for lab in set(ds.records[i].labels or []))
-    raw: list[tuple[int, int]] = []
-    for u in units:
-        labels = [lab for i in u.members for lab in ds.records[i].labels or []]
-        rarest = min(set(labels), key=lambda c: (freq[c], c)) if labels else -1
-        raw.append((rarest, _bucket(len(labels))))
-    sizes = Counter(raw)
-    for u, key in zip(units, raw, strict=True):
-        u.key = key if sizes[key] >= 6 else (key[0], -1)  # merge rare buckets of a class
+    members = [[ds.records[i] for i in u.members] for u in units]
+    keys = get_task(ds.task).strata().keys(members, ds.classes)
+    for u, key in zip(units, keys, strict=True):
+        u.key = key
 
 
 # -- assignment ---------------------------------------------------------------------------
@@ -307,7 +199,7 @@ def _check_test_per_class(ds: Dataset, cfg: SplitConfig, ratios: tuple[float, ..
             f"ratios {cfg.ratios!r} include a test share but test_per_class={cfg.test_per_class} "
             "fixes the test size; give train/val ratios only, e.g. --ratios 80/20"
         )
-    if ds.task == "detect":
+    if not get_task(ds.task).one_class_per_image:
         raise ConfigError(
             "test_per_class is for classify/count datasets; split detection data by --ratios 70/20/10"
         )
@@ -325,9 +217,10 @@ def _take_test(
     by_class: dict[int, list[_Unit]] = defaultdict(list)
     for u in units:
         by_class[ds.class_index(ds.records[u.members[0]])].append(u)
+    classes = ds.output_classes  # what class_index indexes
     short = {
-        ds.classes[c]: len(by_class.get(c, []))
-        for c in range(len(ds.classes))
+        classes[c]: len(by_class.get(c, []))
+        for c in range(len(classes))
         if 0 < len(by_class.get(c, [])) <= n
     }
     if short:
@@ -342,9 +235,9 @@ def _take_test(
             f"test_per_class={n} needs more than {n} unassigned images in every class "
             f"(some must stay for training): {listing}; {fix}"
         )
-    for c in range(len(ds.classes)):
+    for c in range(len(classes)):
         if c not in by_class:
-            msg = f"class {ds.classes[c]!r} has no images to split; no test images for it"
+            msg = f"class {classes[c]!r} has no images to split; no test images for it"
             warnings.append(msg)
             log.warning(msg)
     test: list[int] = []
@@ -361,7 +254,7 @@ def _assign_strata(
     units: list[_Unit],
     ratios: tuple[float, ...],
     rng: np.random.Generator,
-    detect: bool,
+    every_split: bool,
     grouped: bool,
 ) -> dict[int, str]:
     names = SPLITS[: len(ratios)]
@@ -375,7 +268,7 @@ def _assign_strata(
         shuffled.append([strata[k][j] for j in perm])
     out: dict[int, str] = {}
     if not grouped:
-        alloc = allocate([len(s) for s in shuffled], ratios, min_one=detect)
+        alloc = allocate([len(s) for s in shuffled], ratios, min_one=every_split)
         for stratum, sizes in zip(shuffled, alloc, strict=True):
             pos = 0
             for s, size in enumerate(sizes):
@@ -426,7 +319,8 @@ def assign_splits(ds: Dataset, cfg: SplitConfig) -> tuple[int, list[str]]:
         test, units = _take_test(ds, units, cfg, rng, warnings)
         result.update({i: "test" for i in test})
     grouped = cfg.group_key is not None or cfg.group_pattern is not None
-    result.update(_assign_strata(units, ratios, rng, ds.task == "detect", grouped))
+    every_split = get_task(ds.task).strata().every_split
+    result.update(_assign_strata(units, ratios, rng, every_split, grouped))
     for i, name in result.items():
         ds.records[i].split = name
     return len(result), warnings
@@ -435,7 +329,7 @@ def assign_splits(ds: Dataset, cfg: SplitConfig) -> tuple[int, list[str]]:
 def _stratify_name(ds: Dataset, cfg: SplitConfig) -> str:
     if not cfg.stratify:
         return "none"
-    return {"classify": "class", "count": "count", "detect": "rarest_class+object_count"}[ds.task]
+    return get_task(ds.task).strata().name
 
 
 def summarize(ds: Dataset) -> tuple[dict[str, list[int]], dict[str, int]]:
@@ -446,16 +340,14 @@ def summarize(ds: Dataset) -> tuple[dict[str, list[int]], dict[str, int]]:
     )
     if None in present:
         names.append("none")
-    counts = {s: [0] * len(ds.classes) for s in names}
+    counts = {s: [0] * len(ds.output_classes) for s in names}
     images = dict.fromkeys(names, 0)
+    task = get_task(ds.task)
     for r in ds.records:
         s = r.split if r.split is not None else "none"
         images[s] += 1
-        if ds.task == "detect":
-            for c in set(r.labels or []):
-                counts[s][c] += 1
-        else:
-            counts[s][ds.class_index(r)] += 1
+        for c in set(task.record_classes(r, ds.classes)):
+            counts[s][c] += 1
     return counts, images
 
 
@@ -498,7 +390,7 @@ def split_dataset(dataset: str | Path, cfg: SplitConfig) -> SplitResult:
     counts, images = summarize(ds)
     log.debug("split %d images of %s: %s", assigned, ds.root, images)
     return SplitResult(
-        ds.root, ds.task, list(ds.classes), ratio_map, counts, images, assigned, warnings
+        ds.root, ds.task, list(ds.output_classes), ratio_map, counts, images, assigned, warnings
     )
 
 

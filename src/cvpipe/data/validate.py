@@ -51,7 +51,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -229,12 +229,9 @@ def validate(
         res = stored.in_frame(rec.orientation)  # sizes as the record's decode sees them
         if not vp.check_image_result(i, rec, res):
             cleaned.append(None)
-        elif ds.task == "detect":
-            cleaned.append(vp.check_boxes(i, rec, res.width or rec.width, res.height or rec.height))
         else:
-            cleaned.append(
-                replace(rec, width=res.width or rec.width, height=res.height or rec.height)
-            )
+            w, h = res.width or rec.width, res.height or rec.height
+            cleaned.append(vp.task.check_record(vp, i, rec, w, h))
     n_groups = vp.check_duplicates(results) if cfg.hash else None
     report = ValidationReport(
         ds.root, _summary(ds, vp, cfg, n_groups, time.perf_counter() - t0), vp.problems

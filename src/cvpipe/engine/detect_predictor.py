@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from PIL import Image
 
-from cvpipe.data.images import ImageReadError, decode, probe
-from cvpipe.data.orientation import Orient, oriented_size
 from cvpipe.engine.predictor import PREDICTORS, BasePredictor, PathResult, resolve_device
 from cvpipe.errors import ConfigError
+from cvpipe.images import ImageReadError, decode, probe
+from cvpipe.orientation import Orient, oriented_size
 
 if TYPE_CHECKING:
     import torch

@@ -6,7 +6,7 @@ The trainer's loops (:mod:`cvpipe.engine.loop`) stay task-agnostic; detection pl
   ``(images, targets, skipped)`` lists → the detector's weighted loss sum, reporting each
   term (``classification``, ``bbox_regression``, ...) as ``train.loss.<part>``;
 - :func:`build_detection_data`: ground truth checked and cleaned once
-  (:func:`cvpipe.data.datasets.detection_targets`: boxes outside the image clipped,
+  (:func:`cvpipe.data.detection_datasets.detection_targets`: boxes outside the image clipped,
   degenerate boxes dropped, both reported; class ids outside the model an error), then
   seeded loaders with box-aware augmentation (:mod:`cvpipe.data.detection_transforms`);
   images without boxes stay in as negatives;
@@ -35,11 +35,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from cvpipe.data.datasets import (
+from cvpipe.data.datasets import EpochSampler
+from cvpipe.data.detection_datasets import (
     BoxProblem,
     DetectionDataset,
     DetectionTargets,
-    EpochSampler,
     collate_detection,
     detection_targets,
 )

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from cvpipe.data.images import ImageReadError, decode
+from cvpipe.images import ImageReadError, decode
 from cvpipe.report import Report, plots
 
 log = logging.getLogger(__name__)

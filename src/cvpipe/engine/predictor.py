@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from cvpipe.data.images import ImageReadError, decode
-from cvpipe.data.orientation import Orient
 from cvpipe.errors import CheckpointError
+from cvpipe.images import ImageReadError, decode
+from cvpipe.orientation import Orient
 from cvpipe.registry import Registry
 
 if TYPE_CHECKING:
@@ -330,8 +330,8 @@ def expand_inputs(items: Sequence[str]) -> tuple[list[Path], list[tuple[str, str
     """
     import glob
 
-    from cvpipe.data.images import is_image_file
     from cvpipe.errors import ConfigError
+    from cvpipe.images import is_image_file
 
     files: list[Path] = []
     problems: list[tuple[str, str]] = []

@@ -79,7 +79,7 @@ class ModelCard:
     @property
     def orientation(self) -> Literal["exif"] | None:
         """How predict/serve orient an input file (``orientation=`` of
-        :func:`cvpipe.data.images.decode`): ``"exif"`` for ``exif: apply`` cards."""
+        :func:`cvpipe.images.decode`): ``"exif"`` for ``exif: apply`` cards."""
         return "exif" if self.exif == "apply" else None
 
     def to_json(self) -> dict[str, Any]:

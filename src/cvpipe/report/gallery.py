@@ -18,7 +18,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from cvpipe.data.images import ImageReadError, decode
+from cvpipe.images import ImageReadError, decode
 
 _BG = (235, 235, 235)
 _PALETTE = [

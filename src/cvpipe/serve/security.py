@@ -34,8 +34,8 @@ from urllib.parse import urljoin, urlsplit
 
 from PIL import Image, UnidentifiedImageError
 
-from cvpipe.data import orientation as O
-from cvpipe.data.orientation import Orient
+import cvpipe.orientation as O
+from cvpipe.orientation import Orient
 from cvpipe.serve.settings import ServeSettings
 
 # (magic prefix, offset, format, mime)

@@ -37,7 +37,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from cvpipe.data.manifest import Record
+    from cvpipe.data.manifest import Dataset, Record
+    from cvpipe.data.record_checks import ValidationPass
+    from cvpipe.data.strata import Strata
     from cvpipe.engine.config import TrainConfig
     from cvpipe.engine.defaults import TaskDefault
 
@@ -84,6 +86,48 @@ class Task(ABC):
         from cvpipe.errors import DatasetError
 
         raise DatasetError(f"task {self.name!r} has no single class per image (record {rec.id!r})")
+
+    @property
+    def one_class_per_image(self) -> bool:
+        """Whether every record has exactly one class (``unit == "images"``).
+
+        Then the per-image class questions apply: :meth:`class_index` answers, a split can
+        hold a fixed number of test images per class, duplicates can disagree on a label,
+        and the audit can look for label errors and class-conditional outliers. Tasks with
+        objects label regions of the image instead and answer False.
+        """
+        return self.unit == "images"
+
+    def label_fields(self, name: str, classes: Sequence[str] | None = None) -> dict[str, Any]:
+        """The record fields that give an image the one class ``name``.
+
+        Importers write a record's class before the class table exists (``classes`` None:
+        a class *name* where the field holds an index); ``cvpipe audit --fix --relabel``
+        gives a record another class of ``classes``. Tasks with objects raise
+        :class:`~cvpipe.errors.DatasetError` (an image has no single class).
+        """
+        from cvpipe.errors import DatasetError
+
+        raise DatasetError(f"task {self.name!r} has no single class per image (class {name!r})")
+
+    @abstractmethod
+    def strata(self) -> Strata:
+        """How ``cvpipe split`` stratifies and ``cvpipe balance`` resamples images: by the
+        image's class, or by the rarest class among its objects
+        (:mod:`cvpipe.data.strata`)."""
+
+    @abstractmethod
+    def check_record(
+        self, vp: ValidationPass, index: int, rec: Record, width: int, height: int
+    ) -> Record:
+        """``cvpipe validate``: check ``rec``'s labels against its decoded ``width`` x
+        ``height`` (adding findings to ``vp``) and return the record as a cleaned dataset
+        keeps it (its size corrected; objects clipped or dropped)."""
+
+    def eda_stats(self, ds: Dataset) -> dict[str, Any]:
+        """``cvpipe eda``: the sections of ``eda.json`` only this task has (e.g. box
+        statistics, the count distribution); none by default."""
+        return {}
 
     # ------------------------------------------------------------------ training (engine/)
 

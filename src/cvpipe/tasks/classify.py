@@ -15,6 +15,8 @@ from cvpipe.tasks.registry import register_task
 
 if TYPE_CHECKING:
     from cvpipe.data.manifest import Record
+    from cvpipe.data.record_checks import ValidationPass
+    from cvpipe.data.strata import Strata
     from cvpipe.engine.config import TrainConfig
     from cvpipe.engine.defaults import TaskDefault
 
@@ -44,6 +46,23 @@ class ClassifyTask(Task):
 
     def record_classes(self, rec: Record, classes: Sequence[str]) -> list[int]:
         return [self.class_index(rec, classes)]
+
+    def label_fields(self, name: str, classes: Sequence[str] | None = None) -> dict[str, Any]:
+        return {"label": name if classes is None else list(classes).index(name)}
+
+    def strata(self) -> Strata:
+        from cvpipe.data.strata import ByImageClass
+
+        return ByImageClass(self, "class")
+
+    def check_record(
+        self, vp: ValidationPass, index: int, rec: Record, width: int, height: int
+    ) -> Record:
+        """The label was checked with the manifest (:meth:`ValidationPass.check_label`);
+        only the size is corrected."""
+        from dataclasses import replace
+
+        return replace(rec, width=width, height=height)
 
     # ------------------------------------------------------------------ training (engine/)
 

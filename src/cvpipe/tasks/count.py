@@ -9,13 +9,14 @@ count errors (MAE, RMSE, off-by-one) to the classification metrics.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cvpipe.tasks.classify import ClassifyTask
 from cvpipe.tasks.registry import register_task
 
 if TYPE_CHECKING:
-    from cvpipe.data.manifest import Record
+    from cvpipe.data.manifest import Dataset, Record
+    from cvpipe.data.strata import Strata
 
 
 class CountTask(ClassifyTask):
@@ -41,6 +42,19 @@ class CountTask(ClassifyTask):
             raise DatasetError(
                 f"record {rec.id!r}: count {rec.count!r} is not one of the classes {list(classes)}"
             ) from None
+
+    def label_fields(self, name: str, classes: Sequence[str] | None = None) -> dict[str, Any]:
+        return {"count": int(name)}
+
+    def strata(self) -> Strata:
+        from cvpipe.data.strata import ByImageClass
+
+        return ByImageClass(self, "count")
+
+    def eda_stats(self, ds: Dataset) -> dict[str, Any]:
+        from cvpipe.data.eda_stats import count_stats
+
+        return {**super().eda_stats(ds), "counts": count_stats(ds)}
 
     # ------------------------------------------------------------------ training (engine/)
 

@@ -14,7 +14,9 @@ from cvpipe.tasks.base import Task
 from cvpipe.tasks.registry import register_task
 
 if TYPE_CHECKING:
-    from cvpipe.data.manifest import Record
+    from cvpipe.data.manifest import Dataset, Record
+    from cvpipe.data.record_checks import ValidationPass
+    from cvpipe.data.strata import Strata
     from cvpipe.engine.defaults import TaskDefault
 
 #: The default detect recipe (recipes/detect_coco_ssd_mnv2.yaml, measured on real photos by
@@ -54,6 +56,22 @@ class DetectTask(Task):
 
     def record_classes(self, rec: Record, classes: Sequence[str]) -> list[int]:
         return list(rec.labels or [])
+
+    def strata(self) -> Strata:
+        from cvpipe.data.strata import ByRarestClass
+
+        return ByRarestClass(self)
+
+    def check_record(
+        self, vp: ValidationPass, index: int, rec: Record, width: int, height: int
+    ) -> Record:
+        """Every box against the real image size: clipped, or dropped when unusable."""
+        return vp.check_boxes(index, rec, width, height)
+
+    def eda_stats(self, ds: Dataset) -> dict[str, Any]:
+        from cvpipe.data.eda_stats import box_stats
+
+        return {"boxes": box_stats(ds)}
 
     # ------------------------------------------------------------------ training (engine/)
 

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import ClassVar
 
 from cvpipe.data.exporters.base import EXPORTERS, Exporter, export_relpaths, fmt_num, tracked
-from cvpipe.data.images import ImageReadError, probe
 from cvpipe.data.manifest import Record, Task
+from cvpipe.images import ImageReadError, probe
 from cvpipe.io import atomic_write_text
 
 log = logging.getLogger(__name__)

@@ -355,8 +355,7 @@ class AmazonBinImporter(Importer):
         return RawRecord(
             id=id,
             path=image,
-            label=str(count) if self.task == "classify" else None,
-            count=count if self.task == "count" else None,
+            **self.spec.label_fields(str(count)),
             meta=meta,
             where=where,
         )

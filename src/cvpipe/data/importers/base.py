@@ -34,10 +34,9 @@ from typing import Any, ClassVar
 
 from pydantic import field_validator
 
+import cvpipe.orientation as O
 from cvpipe.config import Config
 from cvpipe.data import boxes as B
-from cvpipe.data import orientation as O
-from cvpipe.data.images import ImageInfo, ImageReadError, probe
 from cvpipe.data.manifest import (
     MANIFEST,
     Dataset,
@@ -47,12 +46,14 @@ from cvpipe.data.manifest import (
     Task,
     write_info,
 )
-from cvpipe.data.orientation import ExifMode
 from cvpipe.data.problems import OnError, ProblemLog
 from cvpipe.errors import ConfigError, DatasetError
+from cvpipe.images import ImageInfo, ImageReadError, probe
 from cvpipe.io import atomic_open, write_json
+from cvpipe.orientation import ExifMode
 from cvpipe.progress import Bar
 from cvpipe.registry import Registry
+from cvpipe.tasks.registry import get_task
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,11 @@ class RawRecord:
 class Importer(ABC):
     """Base of every format.
 
+    A format lists the tasks its files can hold (``tasks``, the first choice
+    ``default_task``); what a record of the chosen task carries is the task's answer
+    (``self.spec``, a :class:`~cvpipe.tasks.base.Task`): its label fields and, for an
+    image with one class, :meth:`~cvpipe.tasks.base.Task.label_fields`.
+
     Args:
         source: file or directory named on the command line.
         options: resolved :class:`ImportOptions`.
@@ -148,6 +154,9 @@ class Importer(ABC):
             raise ConfigError(
                 f"task {self.task!r} is not available for this format; valid: {', '.join(self.tasks)}"
             )
+        self.spec = get_task(self.task)
+        # records carry a count: the classes are the --counts range, a class name a count
+        self.counts = "count" in self.spec.record_fields
         if not self.source.exists():
             raise DatasetError(f"{self.source}: source not found")
 
@@ -321,13 +330,13 @@ def run_import(
                 )
             )
         classes = _class_table(importer, options, seen)
-        _rewrite_with_indices(tmp, out / MANIFEST, classes, importer.task)
+        _rewrite_with_indices(tmp, out / MANIFEST, classes, importer.spec.record_fields)
     finally:
         tmp.unlink(missing_ok=True)
 
     summary = {
         "images": n_images,
-        "boxes": n_boxes if importer.task == "detect" else None,
+        "boxes": n_boxes if "boxes" in importer.spec.record_fields else None,
         "splits": {str(k): v for k, v in sorted(split_counts.items(), key=lambda kv: str(kv[0]))},
         "problems": problems.counts(),
         "exif": _exif_summary(n_oriented) if options.exif == "apply" else None,
@@ -412,7 +421,7 @@ def _exif_summary(n_oriented: int) -> dict[str, Any]:
 
 
 def _class_table(importer: Importer, options: ImportOptions, seen: set[str]) -> list[str]:
-    if importer.task == "count":
+    if importer.counts:
         lo, hi = options.count_range()
         return [str(c) for c in range(lo, hi + 1)]
     own = importer.class_order()
@@ -423,14 +432,17 @@ def _class_table(importer: Importer, options: ImportOptions, seen: set[str]) -> 
     return sorted(seen)
 
 
-def _rewrite_with_indices(tmp: Path, dest: Path, classes: list[str], task: Task) -> None:
+def _rewrite_with_indices(
+    tmp: Path, dest: Path, classes: list[str], fields: tuple[str, ...]
+) -> None:
+    """Class names into class indices in the task's label ``fields`` (a count stays)."""
     index = {c: i for i, c in enumerate(classes)}
     with open(tmp, encoding="utf-8") as src, atomic_open(dest, "w") as f:
         for line in src:
             obj = json.loads(line)
-            if task == "classify":
+            if "label" in fields:
                 obj["label"] = index[obj["label"]]
-            elif task == "detect":
+            if "labels" in fields:
                 obj["labels"] = [index[n] for n in obj.get("labels", [])]
                 obj.setdefault("boxes", [])
             f.write(json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n")

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from cvpipe.data.images import is_image_file
 from cvpipe.data.importers.base import IMPORTERS, Importer, RawRecord
 from cvpipe.data.manifest import Task
 from cvpipe.errors import DatasetError
+from cvpipe.images import is_image_file
 
 SPLIT_ALIASES = {
     "train": "train",
@@ -68,8 +68,7 @@ class ImageFolderImporter(Importer):
                         "left out",
                     )
                     continue
-                count = self._count(name, class_dir)
-                if self.task == "count" and count is None:
+                if self.counts and self._count(name, class_dir) is None:
                     continue
                 for path in sorted(class_dir.rglob("*")):
                     if not path.is_file() or path.name.startswith("."):
@@ -83,17 +82,11 @@ class ImageFolderImporter(Importer):
                         )
                         continue
                     rel = path.relative_to(self.source).with_suffix("").as_posix()
-                    yield RawRecord(
-                        id=rel,
-                        path=path,
-                        split=split,
-                        label=name if self.task == "classify" else None,
-                        count=count,
-                    )
+                    yield RawRecord(id=rel, path=path, split=split, **self.spec.label_fields(name))
 
     def _count(self, name: str, class_dir: Path) -> int | None:
-        if self.task != "count":
-            return None
+        """The count a class folder names, or None (reported) when it is not a count of
+        the ``--counts`` range."""
         if not name.isdigit():
             self.problems.add(
                 class_dir,

@@ -40,12 +40,12 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import ClassVar
 
 from cvpipe.data.image_index import ImageIndex, closest
-from cvpipe.data.images import IMAGE_EXTENSIONS, is_image_file
 from cvpipe.data.importers.base import IMPORTERS, Importer, ImportOptions, RawRecord
 from cvpipe.data.importers.imagefolder import SPLIT_ALIASES
 from cvpipe.data.manifest import SPLITS, Task
 from cvpipe.data.problems import ProblemLog
 from cvpipe.errors import DatasetError
+from cvpipe.images import IMAGE_EXTENSIONS, is_image_file
 
 MAX_XML_BYTES = 10 * 1024 * 1024
 CLASSES_FILE = "classes.txt"

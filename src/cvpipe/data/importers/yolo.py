@@ -31,12 +31,12 @@ from typing import Any, ClassVar
 import yaml
 
 from cvpipe.data import boxes as B
-from cvpipe.data.images import is_image_file
 from cvpipe.data.importers.base import IMPORTERS, Importer, ImportOptions, RawRecord
 from cvpipe.data.importers.imagefolder import SPLIT_ALIASES
 from cvpipe.data.manifest import Task
 from cvpipe.data.problems import ProblemLog
 from cvpipe.errors import ConfigError, DatasetError, DatasetFormatError
+from cvpipe.images import is_image_file
 
 SPLIT_KEYS = {"train": "train", "val": "val", "valid": "val", "test": "test"}
 _TOL = 1e-6

@@ -3,7 +3,7 @@
 Sizes come from the file header (PIL opens lazily), so importing 500k images never
 decodes a pixel. :func:`decode` is the full, strict decode used by ``validate``, the
 training loaders, pack, eval and predict; it is also where EXIF orientation is applied
-(``orientation=``, see :mod:`cvpipe.data.orientation`), so every caller sees the same
+(``orientation=``, see :mod:`cvpipe.orientation`), so every caller sees the same
 pixels for a record.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from cvpipe.data import orientation as O
+import cvpipe.orientation as O
 
 IMAGE_EXTENSIONS = (
     ".jpg",

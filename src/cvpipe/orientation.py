@@ -20,7 +20,7 @@ Any other value (0, 9, 65537, ...) is invalid and viewers ignore it. cvpipe keep
 stored orientation unless a dataset is imported with ``--exif apply``: then each record
 keeps its orientation in ``meta["exif_orientation"]`` (2-8 only), its ``width``,
 ``height`` and boxes are in the oriented frame, and every decode of it
-(:func:`cvpipe.data.images.decode`) turns the pixels the same way.
+(:func:`cvpipe.images.decode`) turns the pixels the same way.
 
 Example:
     >>> oriented_size(640, 480, 6)
