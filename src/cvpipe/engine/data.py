@@ -31,6 +31,7 @@ from cvpipe.data.transforms import draft_size, eval_transform, train_transform
 from cvpipe.engine import distributed as D
 from cvpipe.engine.config import TrainConfig
 from cvpipe.errors import ConfigError, DatasetError
+from cvpipe.tasks.registry import get_task
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +112,10 @@ def resolve_splits(
 
 
 def _strata(ds: Dataset, records: list[Record]) -> list[int]:
-    """Stratification key of each record: its class (classify/count); for detect, the
-    rarest class it contains (-1 for images without boxes)."""
-    if ds.task != "detect":
-        return [ds.class_index(r) for r in records]
-    counts = ds.class_counts()
-    return [min(r.labels or [], key=lambda c: (counts[c], c), default=-1) for r in records]
+    """Stratification key of each record when carving val from train: the class the image
+    stands for, as the task says for ``cvpipe split`` (its own class, or the rarest class
+    among its objects; images without objects stand for none)."""
+    return get_task(ds.task).strata().image_keys(records, ds.classes)
 
 
 @dataclass
