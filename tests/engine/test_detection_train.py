@@ -19,9 +19,10 @@ from cvpipe.engine.checkpoint import ckpt_meta, load_checkpoint
 from cvpipe.engine.config import TrainConfig
 from cvpipe.engine.detection import detection_step
 from cvpipe.engine.loop import StepContext, StepOutput
-from cvpipe.engine.runs import ModelCard, load_model, read_metrics
+from cvpipe.engine.runs import ModelCard, read_metrics
 from cvpipe.engine.trainer import train, train_distributed
 from cvpipe.errors import ConfigError, CvpipeError, DatasetFormatError, TrainingDiverged
+from cvpipe.inference.loading import load_model
 from cvpipe.models.detection import Detector, create_detector
 
 SIZE = 64

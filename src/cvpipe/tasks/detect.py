@@ -8,13 +8,21 @@ splits stratify images by the classes of their boxes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cvpipe.tasks.base import Task
 from cvpipe.tasks.registry import register_task
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from torch import nn
+
     from cvpipe.data.manifest import Record
+    from cvpipe.engine.runs import ModelCard
+    from cvpipe.evaluation.base import Evaluator
+    from cvpipe.inference.outputs import Outputs
+    from cvpipe.inference.predictor import BasePredictor
 
 
 class DetectTask(Task):
@@ -43,9 +51,31 @@ class DetectTask(Task):
 
     # ------------------------------------------------------------------ inference
 
+    def load_model(self, card: ModelCard, state: dict[str, Any], path: Path) -> nn.Module:
+        from cvpipe.inference.loading import load_detector
+
+        return load_detector(card, state, path)
+
+    def predictor(self, model: nn.Module, card: ModelCard, device: str = "cpu") -> BasePredictor:
+        from cvpipe.inference.detect import DetectionPredictor
+
+        return DetectionPredictor(model, card, device=device)
+
+    def outputs(self) -> Outputs:
+        from cvpipe.inference.outputs import BoxOutputs
+
+        return BoxOutputs()
+
     # ------------------------------------------------------------------ evaluation
 
+    def evaluator(self) -> Evaluator:
+        from cvpipe.evaluation.detect import DetectEvaluator
+
+        return DetectEvaluator(self.name)
+
     # ------------------------------------------------------------------ serving and tuning
+
+    whole_images: ClassVar[bool] = True
 
 
 TASK = register_task(DetectTask())
