@@ -12,7 +12,7 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 from PIL import Image
-from tests.engine.test_evaluate import make_dataset, make_run
+from tests.evaluation.test_evaluate import make_dataset, make_run
 from tests.serve.conftest import image_bytes
 
 from cvpipe.cli.main import main
