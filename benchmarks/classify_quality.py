@@ -98,8 +98,8 @@ def train_arm(
     from cvpipe.config import load_config
     from cvpipe.engine.callbacks import Callback
     from cvpipe.engine.config import TrainConfig
-    from cvpipe.engine.evaluate import evaluate_run
     from cvpipe.engine.trainer import train
+    from cvpipe.evaluation.evaluate import evaluate_run
 
     c0, w0 = time.process_time(), time.perf_counter()
     epochs: list[dict[str, Any]] = []

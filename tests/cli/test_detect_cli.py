@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import write_truncated_jpeg
-from tests.engine.test_external import const_onnx
 from tests.engine.tinydetect import make_detect_dataset, make_detect_run
+from tests.evaluation.test_external import const_onnx
 
 from cvpipe.cli.main import main
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from tests.conftest import write_image, write_truncated_jpeg
-from tests.engine.test_evaluate import make_dataset, make_run
+from tests.evaluation.test_evaluate import make_dataset, make_run
 
 from cvpipe.cli.main import main
 

@@ -16,9 +16,9 @@ from torchvision.models import detection as tvd
 
 from cvpipe.config import load_config
 from cvpipe.engine.config import TrainConfig
-from cvpipe.engine.runs import load_model
 from cvpipe.engine.trainer import train
 from cvpipe.errors import ConfigError, WeightsNotFoundError
+from cvpipe.inference.loading import load_model
 from cvpipe.models.coco_weights import start_from_coco
 from cvpipe.models.detection import create_detector
 

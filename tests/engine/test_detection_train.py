@@ -19,9 +19,10 @@ from cvpipe.engine.config import TrainConfig
 from cvpipe.engine.detection import detection_step
 from cvpipe.engine.launch import train_distributed
 from cvpipe.engine.loop import StepContext, StepOutput
-from cvpipe.engine.runs import ModelCard, load_model, read_metrics
+from cvpipe.engine.runs import ModelCard, read_metrics
 from cvpipe.engine.trainer import train
 from cvpipe.errors import ConfigError, CvpipeError, DatasetFormatError, TrainingDiverged
+from cvpipe.inference.loading import load_model
 from cvpipe.models.detection import create_detector
 from cvpipe.models.detector import Detector
 from cvpipe.tasks import get_task

@@ -20,9 +20,10 @@ from cvpipe.data.manifest import Dataset  # noqa: E402
 from cvpipe.engine.callbacks import Callback  # noqa: E402
 from cvpipe.engine.config import SchedulerConfig, TrainConfig  # noqa: E402
 from cvpipe.engine.optim import LrSchedule  # noqa: E402
-from cvpipe.engine.runs import load_model, read_metrics  # noqa: E402
+from cvpipe.engine.runs import read_metrics  # noqa: E402
 from cvpipe.engine.trainer import train  # noqa: E402
 from cvpipe.errors import CheckpointError, ConfigError, TrainingDiverged  # noqa: E402
+from cvpipe.inference.loading import load_model  # noqa: E402
 from cvpipe.tasks import get_task  # noqa: E402
 
 VOLATILE = {"time_s", "img_per_s"}

@@ -12,14 +12,15 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 from PIL import Image
-from tests.engine.test_evaluate import make_dataset, make_run
+from tests.evaluation.test_evaluate import make_dataset, make_run
 from tests.serve.conftest import image_bytes
 
 from cvpipe.cli.main import main
-from cvpipe.engine.predictor import Predictor
-from cvpipe.engine.runs import ModelCard, load_model
+from cvpipe.engine.runs import ModelCard
 from cvpipe.errors import CheckpointError, ConfigError
 from cvpipe.export.onnx import export_onnx, read_onnx_card, sample_inputs
+from cvpipe.inference.classify import Predictor
+from cvpipe.inference.loading import load_model
 from cvpipe.models.preprocess import Preprocess
 from cvpipe.serve.app import create_app
 from cvpipe.serve.runtime import OnnxRuntime, load_runtime, numpy_transform

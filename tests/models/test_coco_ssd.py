@@ -286,8 +286,8 @@ def test_benchmark_runs_converted_model_without_opencv_tf_importer(
     offline_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """OpenCV 5 (no readNetFromTensorflow): the built-in benchmark runs the converted graph."""
-    from cvpipe.engine.external import load_benchmark
-    from cvpipe.engine.external_coco import ConvertedCocoDetector
+    from cvpipe.evaluation.external.coco import ConvertedCocoDetector
+    from cvpipe.evaluation.external.load import load_benchmark
 
     _packaged_graph()
     fake = types.ModuleType("cv2")

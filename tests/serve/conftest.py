@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
-from tests.engine.test_evaluate import make_dataset, make_run
+from tests.evaluation.test_evaluate import make_dataset, make_run
 
 from cvpipe.engine.runs import ModelCard
 from cvpipe.models.preprocess import Preprocess

@@ -133,7 +133,7 @@ def test_mlflow_tracking_uri_is_honoured_and_eval_is_added(
     assert not (store / "mlflow.db").exists()  # (MLflow may put artifacts in ./mlruns)
     rec = json.loads((run / "tracking.json").read_text())["mlflow"]
     assert rec["uri"] == other
-    from cvpipe.engine.evaluate import evaluate_run
+    from cvpipe.evaluation.evaluate import evaluate_run
 
     res = evaluate_run(run, split="val", report=True)
     c = client(other)

@@ -124,8 +124,8 @@ def detector_disagreements(
     Raises:
         CheckpointError: the run is not a detector or its classes differ from the dataset's.
     """
-    from cvpipe.engine.detect_predictor import DetectionPredictor
     from cvpipe.errors import CheckpointError
+    from cvpipe.inference.detect import DetectionPredictor
     from cvpipe.io import read_json
 
     pred = DetectionPredictor.from_run(run, device=device)

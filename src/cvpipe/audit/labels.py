@@ -87,7 +87,7 @@ def kfold_probabilities(
 
 def run_probabilities(run: str | Path, paths: Sequence[Path], device: str = "cpu") -> np.ndarray:
     """A classify/count run's class probabilities for ``paths`` (NaN rows where unreadable)."""
-    from cvpipe.engine.predictor import Predictor
+    from cvpipe.inference.classify import Predictor
 
     pred = Predictor.from_run(run, device=device)
     out = np.full((len(paths), len(pred.card.classes)), np.nan)

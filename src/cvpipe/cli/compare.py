@@ -48,8 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cvpipe.engine.compare import compare_runs, overall_table, per_class_table
     from cvpipe.errors import ConfigError
+    from cvpipe.evaluation.compare import compare_runs
+    from cvpipe.tasks.registry import get_task
 
     if len(args.runs) < 2:
         raise ConfigError("compare needs at least two runs (the first is the baseline)")
@@ -70,20 +71,10 @@ def run(args: argparse.Namespace) -> int:
     d = res.data
     if d.get("notice"):
         warn(f"note: {d['notice']}")
-    if d.get("task") == "detect":
-        from cvpipe.engine.detect_compare import overall_table as detect_table
-
-        headers, rows = detect_table(d)
-        echo(table(rows, headers, title=f"{d['n']} images of {d['dataset']} [{d['split']}]"))
-        echo(f"\ncomparison: {res.out_dir / 'compare.json'}")
-        if res.report is not None:
-            echo(f"report:     {res.report}")
-        return 0
-    headers, rows = overall_table(d)
-    echo(table(rows, headers, title=f"{d['n']} images of {d['dataset']} [{d['split']}]"))
-    echo("")
-    headers, rows = per_class_table(d)
-    echo(table(rows, headers, title="per class: precision (P), recall (R), F1"))
+    for i, (headers, rows, title) in enumerate(get_task(d["task"]).evaluator().compare_summary(d)):
+        if i:
+            echo("")
+        echo(table(rows, headers, title=title))
     echo(f"\ncomparison: {res.out_dir / 'compare.json'}")
     if res.report is not None:
         echo(f"report:     {res.report}")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from cvpipe.cli.output import echo, table, warn
 
 if TYPE_CHECKING:
-    from cvpipe.engine.evaluate import EvalResult
+    from cvpipe.evaluation.base import EvalResult
 
 HELP = "evaluate a run on a dataset split"
 USES_CONFIG = False
@@ -75,9 +75,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cvpipe.engine.eval_report import headline
-    from cvpipe.engine.evaluate import evaluate_run
     from cvpipe.errors import ConfigError
+    from cvpipe.evaluation.evaluate import evaluate_run
 
     if args.benchmark_model:
         return _benchmark(args)
@@ -96,31 +95,12 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         report=not args.no_report,
     )
-    m = res.metrics
-    if m.get("task") == "detect":
-        return _print_detect(res)
-    if m.get("notice"):
-        warn(f"note: {m['notice']}")
-    for s in res.skipped[:10]:
-        warn(f"skipped {s['file']}: {s['error']}")
-    if len(res.skipped) > 10:
-        warn(f"... and {len(res.skipped) - 10} more unreadable images (see metrics.json 'skipped')")
-    title = f"{m['model']} on {m['dataset']} [{m['split']}], checkpoint {m['which']}"
-    echo(table(list(headline(m).items()), ["metric", "value"], title=title))
-    rows = [
-        [c, v["precision"], v["recall"], v["f1"], v["support"]] for c, v in m["per_class"].items()
-    ]
-    echo("")
-    echo(table(rows, ["class", "precision", "recall", "F1", "support"]))
-    echo(f"\nmetrics: {res.out_dir / 'metrics.json'}")
-    if res.report is not None:
-        echo(f"report:  {res.report}")
-    return 0
+    return _print(res)
 
 
 def _benchmark(args: argparse.Namespace) -> int:
-    from cvpipe.engine.detect_evaluate import evaluate_benchmark
     from cvpipe.errors import ConfigError
+    from cvpipe.evaluation.external.load import evaluate_benchmark
 
     if args.run:
         raise ConfigError("give either a run or --benchmark-model, not both")
@@ -138,22 +118,24 @@ def _benchmark(args: argparse.Namespace) -> int:
         workers=args.workers,
         report=not args.no_report,
     )
-    return _print_detect(res)
+    return _print(res)
 
 
-def _print_detect(res: EvalResult) -> int:
-    from cvpipe.engine.detect_report import headline, per_class_rows
+def _print(res: EvalResult) -> int:
+    """Notice, unreadable images, then the tables the task's evaluator gives."""
+    from cvpipe.tasks.registry import get_task
 
     m = res.metrics
     if m.get("notice"):
         warn(f"note: {m['notice']}")
-    for s in m.get("skipped", [])[:10]:
+    for s in res.skipped[:10]:
         warn(f"skipped {s['file']}: {s['error']}")
-    what = m.get("benchmark") or m.get("run")
-    title = f"{m['model']} ({what}) on {m['dataset']} [{m['split']}]"
-    echo(table(list(headline(m).items()), ["metric", "value"], title=title))
-    echo("")
-    echo(table(per_class_rows(m), ["class", "AP", "AP50", "AP75", "AR@100", "GT", "pred"]))
+    if len(res.skipped) > 10:
+        warn(f"... and {len(res.skipped) - 10} more unreadable images (see metrics.json 'skipped')")
+    for i, (headers, rows, title) in enumerate(get_task(m["task"]).evaluator().summary(m)):
+        if i:
+            echo("")
+        echo(table(rows, headers, title=title))
     echo(f"\nmetrics: {res.out_dir / 'metrics.json'}")
     if res.report is not None:
         echo(f"report:  {res.report}")

@@ -8,7 +8,6 @@ import csv
 import itertools
 import json
 import sys
-from collections.abc import Iterator
 from typing import IO, Any
 
 from cvpipe.cli.output import warn
@@ -77,34 +76,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def rows(
-    pred: Any, files: list[Any], top_k: int, batch_size: int, workers: int
-) -> Iterator[dict[str, Any]]:
-    """One output row per file, in input order."""
-    count = pred.card.task == "count"
-    for res in pred.predict_paths(files, batch_size=batch_size, workers=workers):
-        if res.error is not None:
-            yield {"file": str(res.path), "error": res.error}
-            continue
-        top = pred.top_k(res.output, top_k)
-        row: dict[str, Any] = {"file": str(res.path)}
-        if count:
-            row["count"] = int(top[0][0])
-        row["class"] = top[0][0]
-        row["confidence"] = round(top[0][1], 6)
-        row["top_k"] = [{"class": c, "prob": round(p, 6)} for c, p in top]
-        yield row
-
-
 def _write_json(f: IO[str], row: dict[str, Any]) -> None:
     f.write(json.dumps(row, ensure_ascii=False) + "\n")
     f.flush()
 
 
 def run(args: argparse.Namespace) -> int:
-    from cvpipe.engine.predictor import BasePredictor, Predictor, expand_inputs
     from cvpipe.errors import ConfigError
+    from cvpipe.inference.outputs import PredictOptions
+    from cvpipe.inference.predictor import BasePredictor, expand_inputs
     from cvpipe.io import atomic_open
+    from cvpipe.tasks.registry import get_task
 
     if args.top_k < 1:
         raise ConfigError(f"--top-k {args.top_k}: must be at least 1")
@@ -119,28 +101,26 @@ def run(args: argparse.Namespace) -> int:
             client.close()
             raise
         k = min(args.top_k, len(classes))
+        outputs = get_task(task).outputs()
         results = client.rows(files, k, args.batch_size)
     else:
         if not args.images:
             raise ConfigError("give a run and at least one image (or --server URL and images)")
         files, problems = expand_inputs(args.images)
         pred = BasePredictor.from_run(args.run, which=args.which, device=args.device)
-        if pred.card.task == "detect":
-            return run_detect(args, pred, files, problems)
-        if not isinstance(pred, Predictor):
-            raise ConfigError(
-                f"{args.run}: 'cvpipe predict' handles classify and count runs only for now"
-            )
-        task = pred.card.task
         k = min(args.top_k, len(pred.card.classes))
-        results = rows(pred, files, k, args.batch_size, args.workers)
-    header = ["file", *(["count"] if task == "count" else []), "class", "confidence"]
-    header += [f"{kind}{i}" for i in range(1, k + 1) for kind in ("class", "prob")] + ["error"]
-    ok = 0
+        outputs = get_task(pred.card.task).outputs()
+        options = PredictOptions(
+            top_k=k, batch_size=args.batch_size, workers=args.workers, draw=args.draw,
+            score_thresh=args.score_thresh, nms_iou=args.nms_iou,
+            max_detections=args.max_detections,
+        )  # fmt: skip
+        results = outputs.rows(pred, files, options)
+    ok = drawn = 0
     with contextlib.ExitStack() as stack:
         f: IO[str] = stack.enter_context(atomic_open(args.out)) if args.out else sys.stdout
         writer = (
-            csv.DictWriter(f, fieldnames=header, extrasaction="ignore")
+            csv.DictWriter(f, fieldnames=outputs.csv_header(k), extrasaction="ignore")
             if args.format == "csv"
             else None
         )
@@ -149,89 +129,17 @@ def run(args: argparse.Namespace) -> int:
         missing = ({"file": item, "error": why} for item, why in problems)
         for row in itertools.chain(missing, results):
             ok += "error" not in row
+            drawn += "drawn" in row
             if writer is None:
                 _write_json(f, row)
             else:
-                flat = {key: v for key, v in row.items() if key != "top_k"}
-                for i, t in enumerate(row.get("top_k", []), start=1):
-                    flat[f"class{i}"], flat[f"prob{i}"] = t["class"], t["prob"]
-                writer.writerow(flat)
+                writer.writerows(outputs.csv_lines(row))
     n_bad = len(files) + len(problems) - ok
     if n_bad:
         warn(f"{n_bad} input(s) could not be predicted (rows with an error field)")
     if args.out:
         warn(f"{ok} prediction(s) written to {args.out}")
-    if ok == 0:
-        warn("no image could be predicted")
-        return 1
-    return 0
-
-
-def detect_rows(
-    pred: Any, files: list[Any], batch_size: int, workers: int, draw: str | None
-) -> Iterator[dict[str, Any]]:
-    """One row per file: ``detections`` (box xyxy pixels, score, label) and ``count``."""
-    from pathlib import Path
-
-    from cvpipe.engine.detect_predictor import save_drawn
-
-    classes = pred.card.classes
-    used: set[str] = set()
-    for res in pred.predict_paths(files, batch_size=batch_size, workers=workers):
-        if res.error is not None:
-            yield {"file": str(res.path), "error": res.error}
-            continue
-        det = res.output
-        row: dict[str, Any] = {"file": str(res.path), "count": len(det["scores"])}
-        row["detections"] = [
-            {"box": [round(float(v), 2) for v in b], "score": round(float(sc), 6),
-             "label": classes[int(k)]}
-            for b, sc, k in zip(det["boxes"], det["scores"], det["labels"], strict=True)
-        ]  # fmt: skip
-        if draw:
-            name = f"{res.path.stem}.jpg"
-            if name in used:
-                name = f"{res.path.stem}_{res.index}.jpg"
-            used.add(name)
-            save_drawn(res.path, det, classes, Path(draw) / name, pred.card.orientation)
-            row["drawn"] = str(Path(draw) / name)
-        yield row
-
-
-def run_detect(args: argparse.Namespace, pred: Any, files: list[Any], problems: list[Any]) -> int:
-    """``cvpipe predict`` for a detect run: JSON lines or CSV (one row per box)."""
-    from cvpipe.io import atomic_open
-
-    thr = args.score_thresh
-    if thr is None:
-        thr = (pred.card.extra or {}).get("thresholds", {}).get("count_score", 0.5)
-    pred.set_postprocess(
-        score_thresh=float(thr), nms_iou=args.nms_iou, detections_per_img=args.max_detections
-    )
-    header = ["file", "label", "score", "x1", "y1", "x2", "y2", "error"]
-    ok = 0
-    with contextlib.ExitStack() as stack:
-        f: IO[str] = stack.enter_context(atomic_open(args.out)) if args.out else sys.stdout
-        writer = csv.DictWriter(f, fieldnames=header) if args.format == "csv" else None
-        if writer is not None:
-            writer.writeheader()
-        missing = ({"file": item, "error": why} for item, why in problems)
-        found = detect_rows(pred, files, args.batch_size, args.workers, args.draw)
-        for row in itertools.chain(missing, found):
-            ok += "error" not in row
-            if writer is None:
-                _write_json(f, row)
-            elif "error" in row:
-                writer.writerow({"file": row["file"], "error": row["error"]})
-            else:
-                for d in row["detections"]:
-                    x1, y1, x2, y2 = d["box"]
-                    writer.writerow({"file": row["file"], "label": d["label"], "score": d["score"],
-                                     "x1": x1, "y1": y1, "x2": x2, "y2": y2})  # fmt: skip
-    n_bad = len(files) + len(problems) - ok
-    if n_bad:
-        warn(f"{n_bad} input(s) could not be predicted (rows with an error field)")
-    if args.draw:
+    if drawn:
         warn(f"drawn images written to {args.draw}")
     if ok == 0:
         warn("no image could be predicted")

@@ -4,5 +4,5 @@ Heavy imports (torch, models) happen when a submodule is used, not on ``import c
 
 Example:
     >>> from cvpipe.engine.trainer import train  # doctest: +SKIP
-    >>> from cvpipe.engine.runs import load_model  # doctest: +SKIP
+    >>> from cvpipe.engine.runs import RunDir, read_metrics  # doctest: +SKIP
 """

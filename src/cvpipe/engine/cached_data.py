@@ -38,7 +38,6 @@ from cvpipe.data.manifest import Dataset
 from cvpipe.data.transforms import draft_size
 from cvpipe.engine import distributed as D
 from cvpipe.engine.config import TrainConfig
-from cvpipe.engine.data import Splits, TrainData, _per_rank_batch, _sampler
 from cvpipe.engine.features import (
     FeatureLoader,
     FeatureRequest,
@@ -46,6 +45,7 @@ from cvpipe.engine.features import (
     cached_features,
     classifier_source,
 )
+from cvpipe.engine.train_data import Splits, TrainData, epoch_sampler, per_rank_batch
 from cvpipe.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -163,8 +163,8 @@ def _loaders(
         )
     all_targets = [ds.class_index(r) for r in splits.train]
     targets = [all_targets[i] for i in pos_tr]
-    sampler = _sampler(config, targets, len(ds.output_classes), dctx)
-    bs = _per_rank_batch(config, dctx)
+    sampler = epoch_sampler(config, targets, len(ds.output_classes), dctx)
+    bs = per_rank_batch(config, dctx)
     shape = source.shapes[0]
     train_loader = FeatureLoader(
         tr.features, all_targets, pos_tr, sampler, bs, shape=shape, in_memory=in_memory

@@ -48,7 +48,6 @@ from torch import nn
 
 from cvpipe.data.transforms import AugmentConfig
 from cvpipe.engine.config import TrainConfig
-from cvpipe.engine.data import default_workers
 from cvpipe.engine.detection import (
     DetectionData,
     build_detection_data,
@@ -56,6 +55,7 @@ from cvpipe.engine.detection import (
     validate_detection,
 )
 from cvpipe.engine.loop import StepContext
+from cvpipe.engine.train_data import default_workers
 from cvpipe.engine.trainer import Run
 from cvpipe.errors import ConfigError
 

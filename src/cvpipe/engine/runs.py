@@ -9,8 +9,10 @@
     RUN/checkpoints/last.pt, best.pt
     RUN/model_card.json      task, classes, model, head, preprocessing, best metrics
 
+The trained model is rebuilt from a run by :func:`cvpipe.inference.loading.load_model`.
+
 Example:
-    >>> model, card = load_model("runs/r50")  # doctest: +SKIP
+    >>> card = ModelCard.load(RunDir("runs/r50").card)  # doctest: +SKIP
     >>> card.classes, card.preprocess.input_size  # doctest: +SKIP
     (['1', '2', '3', '4', '5'], 224)
 """
@@ -27,8 +29,6 @@ from cvpipe.errors import CheckpointError
 from cvpipe.io import atomic_write_text, read_json, write_json
 
 if TYPE_CHECKING:
-    from cvpipe.models.classification import ClassifierNet
-    from cvpipe.models.detector import Detector
     from cvpipe.models.preprocess import Preprocess
 
 log = logging.getLogger(__name__)
@@ -192,78 +192,3 @@ def read_metrics(run: str | Path, kind: str | None = "epoch") -> list[dict[str, 
         json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
     ]
     return [r for r in rows if kind is None or r.get("kind") == kind]
-
-
-def load_model(run: str | Path, which: str = "best") -> tuple[ClassifierNet | Detector, ModelCard]:
-    """Rebuild a trained classifier/counter (or detector) from its run directory.
-
-    Args:
-        run: run directory.
-        which: ``best``, ``last`` or a checkpoint file.
-
-    Returns:
-        ``(model in eval mode on the CPU, its ModelCard)``: a ClassifierNet, or a
-        :class:`~cvpipe.models.detection.Detector` when ``card.task == "detect"``.
-
-    Raises:
-        CheckpointError: missing card/checkpoint, or a checkpoint whose task, classes or
-            weights do not fit the card.
-    """
-    from cvpipe.engine.checkpoint import (
-        check_compatible,
-        ckpt_meta,
-        load_checkpoint,
-        load_state_strict,
-    )
-    from cvpipe.models.classification import create_classifier
-    from cvpipe.models.heads import HeadSpec
-
-    rd = RunDir(run)
-    card = ModelCard.load(rd.card)
-    path = rd.checkpoint(which)
-    if which == "best" and not path.is_file() and rd.last.is_file():
-        path = rd.last
-    ckpt = load_checkpoint(path)
-    check_compatible(
-        ckpt_meta(ckpt), path=path, task=card.task, classes=card.classes, model=card.model
-    )
-    if card.task == "detect":
-        det = _build_detector(card)
-        load_state_strict(det, ckpt["model"], path)
-        det.eval()
-        return det, card
-    net = create_classifier(
-        card.model,
-        num_classes=len(card.classes),
-        weights=None,
-        head=HeadSpec.model_validate(card.head),
-        input_size=card.input_size,
-    )
-    load_state_strict(net, ckpt["model"], path)
-    net.eval()
-    return net, card
-
-
-def _build_detector(card: ModelCard) -> Detector:
-    """An untrained detector shaped like the card (thresholds and loss weights included)."""
-    from cvpipe.models.detection import create_detector
-
-    th: dict[str, Any] = dict(card.extra.get("thresholds") or {})
-    kw: dict[str, Any] = dict(card.extra.get("detector") or {})
-    det = create_detector(
-        card.model,
-        num_classes=len(card.classes),
-        weights=None,
-        input_size=card.input_size,
-        score_thresh=float(th.get("score", kw.get("score_thresh", 0.01))),
-        nms_iou=float(th.get("nms_iou", kw.get("nms_iou", 0.45))),
-        detections_per_img=int(th.get("detections_per_img", kw.get("detections_per_img", 100))),
-        classification_weight=float(kw.get("classification_weight", 1.0)),
-        localization_weight=float(kw.get("localization_weight", 1.0)),
-        **dict(kw.get("kwargs") or {}),
-    )
-    if kw.get("image_mean") and kw.get("image_std"):  # e.g. COCO SSD300-VGG16's 0..255 inputs
-        transform: Any = det.model.transform
-        transform.image_mean = [float(v) for v in kw["image_mean"]]
-        transform.image_std = [float(v) for v in kw["image_std"]]
-    return det

@@ -49,13 +49,14 @@ from cvpipe.engine.checkpoint import (
     save_checkpoint,
 )
 from cvpipe.engine.config import TrainConfig
-from cvpipe.engine.data import TrainData, build_data, resolve_splits
+from cvpipe.engine.data import build_data
 from cvpipe.engine.devices import resolve_amp, resolve_device
 from cvpipe.engine.loop import EpochHooks, StepContext, evaluate_loss, train_one_epoch
 from cvpipe.engine.optim import build_optimizer, build_scheduler
 from cvpipe.engine.results import RunResult, run_meta, write_card
 from cvpipe.engine.runs import MetricsLog, RunDir, read_metrics
 from cvpipe.engine.skipped import SkippedImages
+from cvpipe.engine.train_data import TrainData, resolve_splits
 from cvpipe.errors import CheckpointError
 from cvpipe.io import atomic_link_or_copy, read_json, write_json
 from cvpipe.progress import Bar

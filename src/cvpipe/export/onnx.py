@@ -35,7 +35,6 @@ from cvpipe.io import atomic_open, read_json, write_json
 
 log = logging.getLogger(__name__)
 
-EXPORTABLE_TASKS = ("classify", "count")
 INPUT_NAME = "input"
 OUTPUT_NAME = "probs"
 CARD_KEY = "cvpipe.card"
@@ -217,15 +216,18 @@ def export_onnx(
     """
     import torch
 
-    from cvpipe.engine.runs import ModelCard, RunDir, load_model
+    from cvpipe.engine.runs import ModelCard, RunDir
+    from cvpipe.inference.loading import load_model
+    from cvpipe.tasks.registry import get_task, task_names
 
     if not 17 <= opset <= 21:
         raise ConfigError(f"--opset {opset}: supported opsets are 17..21")
     rd = RunDir(run)
     card = ModelCard.load(rd.card)
-    if card.task not in EXPORTABLE_TASKS:
+    if not get_task(card.task).exportable:
+        exportable = [name for name in task_names() if get_task(name).exportable]
         raise CheckpointError(
-            f"{run}: ONNX export handles {', '.join(EXPORTABLE_TASKS)} runs; this run is "
+            f"{run}: ONNX export handles {', '.join(exportable)} runs; this run is "
             f"{card.task!r} (serve it with PyTorch: 'cvpipe serve {run}')"
         )
     t0 = time.perf_counter()

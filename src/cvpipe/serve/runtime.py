@@ -5,12 +5,13 @@ so the server can run the cheap, parallel part per request and batch the expensi
 
 1. :meth:`Runtime.prepare` (per image, any thread): resize/crop/normalise → model input.
 2. :meth:`Runtime.run` (one call per micro-batch): inputs → raw outputs.
-3. :func:`format_prediction` (per image): raw output → the response dict of the task.
+3. :func:`format_prediction` (per image): raw output → the response dict of the task
+   (the task's :class:`~cvpipe.inference.outputs.Outputs`).
 
 :func:`load_runtime` picks the back end: ``RUN/model.onnx`` (or a bare ``.onnx`` file
 exported by ``cvpipe export``) → :class:`OnnxRuntime`; otherwise the run's PyTorch
-predictor (:class:`TorchRuntime`, which also serves ``detect`` runs once a detection
-predictor is registered for that task).
+predictor (:class:`TorchRuntime`; a task whose model takes images whole, such as
+detect, gets them decoded at full size and unbatched: ``Task.whole_images``).
 
 Response shapes (``format_prediction``):
 
@@ -36,6 +37,7 @@ from PIL import Image
 from cvpipe.engine.runs import ModelCard
 from cvpipe.errors import CheckpointError
 from cvpipe.models.preprocess import Preprocess
+from cvpipe.tasks.registry import get_task
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,8 @@ class Runtime:
 
     def __init__(self, card: ModelCard) -> None:
         self.card = card
-        self.draft: int | None = int(card.preprocess.resize_size) if card.task != "detect" else None
+        whole = get_task(card.task).whole_images
+        self.draft: int | None = None if whole else int(card.preprocess.resize_size)
 
     def prepare(self, im: Image.Image) -> Any:
         """Model input for one RGB image (thread-safe)."""
@@ -156,17 +159,17 @@ class OnnxRuntime(Runtime):
 
 
 class TorchRuntime(Runtime):
-    """A PyTorch predictor (``cvpipe.engine.predictor``) behind the runtime interface.
+    """A PyTorch predictor (:mod:`cvpipe.inference`) behind the runtime interface.
 
-    Classify/count predictors take preprocessed tensors; a detection predictor is
-    expected to offer ``predict_images(images) -> [{"boxes": [K, 4] xyxy pixels of that
-    image, "scores": [K], "labels": [K] dataset indices}, ...]`` and takes the images
-    whole (it resizes internally), so detect inputs are the RGB images themselves.
+    Classify/count predictors take preprocessed tensors; the predictor of a task whose
+    model takes images whole (``Task.whole_images``: detect) is expected to offer
+    ``predict_images(images) -> [{"boxes": [K, 4] xyxy pixels of that image, "scores":
+    [K], "labels": [K] dataset indices}, ...]`` (it resizes internally), so its inputs
+    are the RGB images themselves.
 
     Args:
-        predictor: a :class:`~cvpipe.engine.predictor.BasePredictor` (or any object with
-            ``card``, ``transform``/``infer`` for classify/count, ``predict_images``
-            for detect).
+        predictor: a :class:`~cvpipe.inference.predictor.BasePredictor` (or any object
+            with ``card``, and ``transform``/``infer`` or ``predict_images`` as above).
     """
 
     backend = "pytorch"
@@ -174,17 +177,18 @@ class TorchRuntime(Runtime):
     def __init__(self, predictor: Any) -> None:
         super().__init__(predictor.card)
         self.predictor = predictor
-        self.batchable = self.card.task != "detect"
+        self.whole_images = get_task(self.card.task).whole_images
+        self.batchable = not self.whole_images
 
     def prepare(self, im: Image.Image) -> Any:
-        if self.card.task == "detect":
+        if self.whole_images:
             return im
         return self.predictor.transform(im)
 
     def run(self, inputs: Sequence[Any]) -> list[Any]:
         import torch
 
-        if self.card.task == "detect":
+        if self.whole_images:
             return list(self.predictor.predict_images(list(inputs)))
         x = torch.stack(list(inputs)).to(self.predictor.device)
         with torch.inference_mode():
@@ -214,7 +218,7 @@ def load_runtime(
     if prefer_onnx and (p / "model.onnx").is_file():
         card = ModelCard.load(card_path) if card_path.is_file() else None
         return OnnxRuntime(p / "model.onnx", card=card, threads=threads)
-    from cvpipe.engine.predictor import BasePredictor
+    from cvpipe.inference.predictor import BasePredictor
 
     if threads:
         import torch
@@ -234,70 +238,19 @@ def format_prediction(
     min_score: float = 0.05,
 ) -> dict[str, Any]:
     """Turn one raw output into the JSON response of the card's task (see module doc)."""
-    classes = card.classes
-    if card.task == "detect":
-        return _format_detect(classes, output, width, height, score_threshold, min_score)
-    probs = np.asarray(output, dtype=np.float64).reshape(-1)
-    order = np.argsort(-probs, kind="stable")
-    top = [
-        {"label": classes[i], "score": round(float(probs[i]), 6)} for i in order[: max(1, top_k)]
-    ]
-    out: dict[str, Any] = {"label": top[0]["label"], "score": top[0]["score"], "top_k": top}
-    if card.task == "count":
-        out["count"] = _as_count(top[0]["label"])
-        out["distribution"] = [
-            {"count": _as_count(c), "prob": round(float(p), 6)}
-            for c, p in zip(classes, probs, strict=True)
-        ]
-    return out
-
-
-def _as_count(label: str) -> int | str:
-    try:
-        return int(label)
-    except ValueError:
-        return label
-
-
-def _format_detect(
-    classes: list[str], output: Any, width: int, height: int, thr: float, min_score: float
-) -> dict[str, Any]:
-    boxes = np.asarray(_np(output.get("boxes", [])), dtype=np.float64).reshape(-1, 4)
-    scores = np.asarray(_np(output.get("scores", [])), dtype=np.float64).reshape(-1)
-    labels = np.asarray(_np(output.get("labels", [])), dtype=np.int64).reshape(-1)
-    order = np.argsort(-scores, kind="stable")
-    dets = []
-    counts = {c: 0 for c in classes}
-    w, h = max(1, width), max(1, height)
-    for i in order:
-        s = float(scores[i])
-        if s < min_score:
-            continue
-        x1, y1, x2, y2 = (float(v) for v in boxes[i])
-        x1, x2 = min(max(x1, 0.0), w), min(max(x2, 0.0), w)
-        y1, y2 = min(max(y1, 0.0), h), min(max(y2, 0.0), h)
-        li = int(labels[i])
-        name = classes[li] if 0 <= li < len(classes) else str(li)
-        dets.append(
-            {
-                "box": [round(x1, 2), round(y1, 2), round(x2, 2), round(y2, 2)],
-                "box_norm": [
-                    round(x1 / w, 6),
-                    round(y1 / h, 6),
-                    round(x2 / w, 6),
-                    round(y2 / h, 6),
-                ],
-                "label": name,
-                "score": round(s, 6),
-            }
+    return (
+        get_task(card.task)
+        .outputs()
+        .response(
+            card,
+            output,
+            width,
+            height,
+            top_k=top_k,
+            score_threshold=score_threshold,
+            min_score=min_score,
         )
-        if s >= thr:
-            counts[name] = counts.get(name, 0) + 1
-    return {"detections": dets, "counts": counts, "score_threshold": thr}
-
-
-def _np(v: Any) -> Any:
-    return v.detach().cpu().numpy() if hasattr(v, "detach") else v
+    )
 
 
 def timed_run(runtime: Runtime, inputs: Sequence[Any]) -> tuple[list[Any], float]:

@@ -37,11 +37,19 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from torch import nn
+
     from cvpipe.data.manifest import Dataset, Record
     from cvpipe.data.record_checks import ValidationPass
     from cvpipe.data.strata import Strata
     from cvpipe.engine.config import TrainConfig
     from cvpipe.engine.defaults import TaskDefault
+    from cvpipe.engine.runs import ModelCard
+    from cvpipe.evaluation.base import Evaluator
+    from cvpipe.inference.outputs import Outputs
+    from cvpipe.inference.predictor import BasePredictor
 
 
 class Task(ABC):
@@ -162,9 +170,44 @@ class Task(ABC):
 
     # ------------------------------------------------------------------ inference
 
+    #: Whether ``cvpipe export`` writes this task's runs as an ONNX graph (image →
+    #: class probabilities, served by ONNX Runtime).
+    exportable: ClassVar[bool] = False
+
+    @abstractmethod
+    def load_model(self, card: ModelCard, state: dict[str, Any], path: Path) -> nn.Module:
+        """The trained network of a run: built untrained from ``card`` (architecture,
+        classes, head, input size, thresholds) with the checkpoint weights ``state`` loaded
+        strictly (``path`` names the checkpoint in errors).
+        :func:`cvpipe.inference.loading.load_model` reads the card and checkpoint, checks
+        that they belong together, asks this and puts the model in eval mode."""
+
+    @abstractmethod
+    def predictor(self, model: nn.Module, card: ModelCard, device: str = "cpu") -> BasePredictor:
+        """The predictor that streams image files through ``model`` (what
+        :meth:`BasePredictor.from_run <cvpipe.inference.predictor.BasePredictor.from_run>`,
+        ``cvpipe eval``, ``predict`` and ``serve`` run)."""
+
+    @abstractmethod
+    def outputs(self) -> Outputs:
+        """What one prediction becomes: the ``cvpipe predict`` row and its CSV lines, the
+        ``cvpipe serve`` response, and a server's response as a predict row
+        (:class:`~cvpipe.inference.outputs.Outputs`)."""
+
     # ------------------------------------------------------------------ evaluation
 
+    @abstractmethod
+    def evaluator(self) -> Evaluator:
+        """How this task's models are scored: evaluation of a run (or predictor) on a split,
+        comparison of runs on the same images, and the tables ``cvpipe eval`` and
+        ``cvpipe compare`` print (:class:`~cvpipe.evaluation.base.Evaluator`)."""
+
     # ------------------------------------------------------------------ serving and tuning
+
+    #: The model takes RGB images whole, resizes them itself and answers in their pixels
+    #: (detectors): ``cvpipe serve`` decodes them at full size and hands the images over
+    #: one list at a time instead of stacking preprocessed tensors.
+    whole_images: ClassVar[bool] = False
 
     #: Tuning (``cvpipe tune``): the epoch-row metrics every run of this task records, so
     #: the objectives a study may optimise; ``cvpipe tune`` rejects any other objective

@@ -14,11 +14,19 @@ from cvpipe.tasks.base import Task
 from cvpipe.tasks.registry import register_task
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from torch import nn
+
     from cvpipe.data.manifest import Record
     from cvpipe.data.record_checks import ValidationPass
     from cvpipe.data.strata import Strata
     from cvpipe.engine.config import TrainConfig
     from cvpipe.engine.defaults import TaskDefault
+    from cvpipe.engine.runs import ModelCard
+    from cvpipe.evaluation.base import Evaluator
+    from cvpipe.inference.outputs import Outputs
+    from cvpipe.inference.predictor import BasePredictor
 
 
 class ClassifyTask(Task):
@@ -108,7 +116,29 @@ class ClassifyTask(Task):
 
     # ------------------------------------------------------------------ inference
 
+    exportable: ClassVar[bool] = True
+
+    def load_model(self, card: ModelCard, state: dict[str, Any], path: Path) -> nn.Module:
+        from cvpipe.inference.loading import load_classifier
+
+        return load_classifier(card, state, path)
+
+    def predictor(self, model: nn.Module, card: ModelCard, device: str = "cpu") -> BasePredictor:
+        from cvpipe.inference.classify import Predictor
+
+        return Predictor(model, card, device=device)
+
+    def outputs(self) -> Outputs:
+        from cvpipe.inference.outputs import ClassOutputs
+
+        return ClassOutputs()
+
     # ------------------------------------------------------------------ evaluation
+
+    def evaluator(self) -> Evaluator:
+        from cvpipe.evaluation.classify import ClassifyEvaluator
+
+        return ClassifyEvaluator(self.name)
 
     # ------------------------------------------------------------------ serving and tuning
 

@@ -17,6 +17,8 @@ from cvpipe.tasks.registry import register_task
 if TYPE_CHECKING:
     from cvpipe.data.manifest import Dataset, Record
     from cvpipe.data.strata import Strata
+    from cvpipe.evaluation.base import Evaluator
+    from cvpipe.inference.outputs import Outputs
 
 
 class CountTask(ClassifyTask):
@@ -60,7 +62,19 @@ class CountTask(ClassifyTask):
 
     # ------------------------------------------------------------------ inference
 
+    def outputs(self) -> Outputs:
+        """Class outputs whose classes are counts: rows and responses add ``count``."""
+        from cvpipe.inference.outputs import ClassOutputs
+
+        return ClassOutputs(counts=True)
+
     # ------------------------------------------------------------------ evaluation
+
+    def evaluator(self) -> Evaluator:
+        """Classification scoring plus count errors (MAE, RMSE, off-by-one)."""
+        from cvpipe.evaluation.classify import ClassifyEvaluator
+
+        return ClassifyEvaluator(self.name, counts=True)
 
     # ------------------------------------------------------------------ serving and tuning
 

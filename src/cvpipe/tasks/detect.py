@@ -14,10 +14,18 @@ from cvpipe.tasks.base import Task
 from cvpipe.tasks.registry import register_task
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from torch import nn
+
     from cvpipe.data.manifest import Dataset, Record
     from cvpipe.data.record_checks import ValidationPass
     from cvpipe.data.strata import Strata
     from cvpipe.engine.defaults import TaskDefault
+    from cvpipe.engine.runs import ModelCard
+    from cvpipe.evaluation.base import Evaluator
+    from cvpipe.inference.outputs import Outputs
+    from cvpipe.inference.predictor import BasePredictor
 
 #: The default detect recipe (recipes/detect_coco_ssd_mnv2.yaml, measured on real photos by
 #: benchmarks/detect_quality.py; tests/test_recipes.py keeps the two equal).
@@ -108,9 +116,31 @@ class DetectTask(Task):
 
     # ------------------------------------------------------------------ inference
 
+    def load_model(self, card: ModelCard, state: dict[str, Any], path: Path) -> nn.Module:
+        from cvpipe.inference.loading import load_detector
+
+        return load_detector(card, state, path)
+
+    def predictor(self, model: nn.Module, card: ModelCard, device: str = "cpu") -> BasePredictor:
+        from cvpipe.inference.detect import DetectionPredictor
+
+        return DetectionPredictor(model, card, device=device)
+
+    def outputs(self) -> Outputs:
+        from cvpipe.inference.outputs import BoxOutputs
+
+        return BoxOutputs()
+
     # ------------------------------------------------------------------ evaluation
 
+    def evaluator(self) -> Evaluator:
+        from cvpipe.evaluation.detect import DetectEvaluator
+
+        return DetectEvaluator(self.name)
+
     # ------------------------------------------------------------------ serving and tuning
+
+    whole_images: ClassVar[bool] = True
 
     # recorded_metrics stays empty: a study's objective is checked at the first epoch.
 

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 from tests.engine.tinydetect import make_detect_dataset
 
-from cvpipe.engine.detect_evaluate import evaluate_benchmark
-from cvpipe.engine.external import load_benchmark, read_class_map, read_label_map
 from cvpipe.errors import ConfigError, MissingDependencyError
+from cvpipe.evaluation.external.labels import read_class_map, read_label_map
+from cvpipe.evaluation.external.load import evaluate_benchmark, load_benchmark
 from cvpipe.models.coco_assets import COCO_LABELS, builtin_files
 
 
@@ -176,6 +176,6 @@ def test_opencv_without_tensorflow_importer_names_the_fix(
 def test_opencv_tf_importer_present_on_the_locked_opencv() -> None:
     """The OpenCV the lock installs reads TensorFlow graphs (pyproject bounds it below 5)."""
     cv2 = pytest.importorskip("cv2")
-    from cvpipe.engine.external import opencv_tf_importer
+    from cvpipe.evaluation.external.detectors import opencv_tf_importer
 
     assert callable(opencv_tf_importer(cv2))

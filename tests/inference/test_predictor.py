@@ -12,11 +12,13 @@ from PIL import Image
 from tests.conftest import write_image, write_truncated_jpeg
 
 from cvpipe.engine.checkpoint import save_checkpoint
-from cvpipe.engine.predictor import PREDICTORS, BasePredictor, Predictor, expand_inputs
 from cvpipe.engine.runs import ModelCard
 from cvpipe.errors import CheckpointError, ConfigError
+from cvpipe.inference.classify import Predictor
+from cvpipe.inference.predictor import BasePredictor, expand_inputs
 from cvpipe.models.classification import create_classifier
 from cvpipe.models.heads import HeadSpec
+from cvpipe.tasks.registry import TASKS as PREDICTORS  # every task names its predictor
 
 CLASSES = ["a", "b", "c"]
 

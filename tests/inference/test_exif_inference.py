@@ -15,12 +15,13 @@ import cvpipe.orientation as O
 from cvpipe.config import load_config
 from cvpipe.data.importers import ImportOptions, import_dataset
 from cvpipe.engine.config import TrainConfig
-from cvpipe.engine.detect_predictor import _DecodeDataset, save_drawn
-from cvpipe.engine.predictor import BasePredictor, Predictor, record_orientations
 from cvpipe.engine.runs import ModelCard
 from cvpipe.engine.trainer import train
 from cvpipe.errors import CheckpointError
 from cvpipe.images import decode
+from cvpipe.inference.classify import Predictor
+from cvpipe.inference.detect import _DecodeDataset, save_drawn
+from cvpipe.inference.predictor import BasePredictor, record_orientations
 from cvpipe.models.classification import create_classifier
 from cvpipe.models.heads import HeadSpec
 from cvpipe.serve.security import decode_image

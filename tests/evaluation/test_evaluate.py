@@ -11,12 +11,14 @@ import torch
 from tests.conftest import write_image, write_truncated_jpeg
 
 from cvpipe.data.manifest import Dataset, DatasetInfo, Record
-from cvpipe.engine import evaluate as ev
 from cvpipe.engine.checkpoint import save_checkpoint
-from cvpipe.engine.compare import compare_runs, overall_table, per_class_table
-from cvpipe.engine.evaluate import evaluate_run, iter_predictions, select_eval_data
 from cvpipe.engine.runs import ModelCard
 from cvpipe.errors import CheckpointError, ConfigError, DatasetError
+from cvpipe.evaluation import classify as ev
+from cvpipe.evaluation.classify_report import overall_table, per_class_table
+from cvpipe.evaluation.compare import compare_runs
+from cvpipe.evaluation.evaluate import evaluate_run
+from cvpipe.evaluation.selection import iter_predictions, select_eval_data
 from cvpipe.models.classification import create_classifier
 from cvpipe.models.heads import HeadSpec
 

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from cvpipe.engine.detect_predictor import Detections
-from cvpipe.engine.external import ExternalDetector
+from cvpipe.evaluation.external.detectors import ExternalDetector
+from cvpipe.inference.detect import Detections
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Batched inference for detectors: image files or PIL images in, boxes out.
 
 Every detection predictor (a trained run's :class:`DetectionPredictor`, or a benchmark
-model from :mod:`cvpipe.engine.external`) offers the same interface:
+model from :mod:`cvpipe.evaluation.external`) offers the same interface:
 
 - ``card``: a :class:`~cvpipe.engine.runs.ModelCard` with ``task == "detect"`` and the
   class names its labels index;
@@ -28,14 +28,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 
-from cvpipe.engine.predictor import PREDICTORS, BasePredictor, PathResult, resolve_device
 from cvpipe.errors import ConfigError
 from cvpipe.images import ImageReadError, decode, probe
+from cvpipe.inference.predictor import BasePredictor, PathResult, file_orientations, resolve_device
 from cvpipe.orientation import Orient, oriented_size
 
 if TYPE_CHECKING:
@@ -215,12 +215,10 @@ class DetectStream:
         """
         from torch.utils.data import DataLoader
 
-        from cvpipe.engine.predictor import _orients
-
         if not paths:
             return
         default = getattr(getattr(self, "card", None), "orientation", None)
-        orients = _orients(paths, orientations, default)
+        orients = file_orientations(paths, orientations, default)
         dataset: Any = _DecodeDataset(list(paths), self.draft, orients)
         loader: DataLoader[Any] = DataLoader(
             dataset,
@@ -265,7 +263,6 @@ class _DecodeDataset:
             return i, None, (0, 0), f"{exc.kind}: {exc.message}"
 
 
-@PREDICTORS.register("detect")
 class DetectionPredictor(DetectStream, BasePredictor):
     """A trained cvpipe detector (:class:`~cvpipe.models.detection.Detector`) as a predictor.
 
@@ -283,8 +280,6 @@ class DetectionPredictor(DetectStream, BasePredictor):
         >>> p.predict_images([pil])[0]["boxes"].shape  # doctest: +SKIP
         (3, 4)
     """
-
-    tasks: ClassVar[tuple[str, ...]] = ("detect",)
 
     def __init__(self, model: torch.nn.Module, card: ModelCard, device: str = "cpu") -> None:
         import torch

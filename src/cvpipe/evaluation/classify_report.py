@@ -1,5 +1,6 @@
-"""The HTML report of ``cvpipe eval``: metrics, per-class table, confusion matrices,
-reliability diagram and a grid of the most confident mistakes.
+"""HTML reports for classifiers and counters: ``cvpipe eval`` (metrics, per-class table,
+confusion matrices, reliability diagram, counting, a grid of the most confident
+mistakes) and ``cvpipe compare`` (paired statistics, F1 per class, training curves).
 
 Plots are drawn with :mod:`cvpipe.report.plots` (Agg figures, no pyplot state) and
 embedded in one self-contained file by :class:`cvpipe.report.Report`.
@@ -229,32 +230,66 @@ def training_curves(
     return curves
 
 
-def compare_report_head(
-    data: Any, overall: tuple[list[str], list[list[Any]]], caption: str
-) -> Report:
-    """A comparison report's title and "Overall" section (shared by every task).
+def overall_table(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """One row per run: accuracy, macro/weighted F1, (counting errors, when the runs were
+    scored as counters), and the paired statistics against the baseline (empty for the
+    baseline itself)."""
+    count = bool(data["runs"]) and "mae" in data["runs"][0]
+    headers = ["run", "model", "accuracy", "macro F1", "weighted F1"]
+    if count:
+        headers += ["MAE", "off-by-one"]
+    headers += ["Δ acc", "95% CI", "McNemar p"]
+    pairs = {p["other"]: p for p in data["pairs"]}
+    rows = []
+    for r in data["runs"]:
+        row: list[Any] = [
+            r["name"],
+            r["model"],
+            r["accuracy"],
+            r["macro"]["f1"],
+            r["weighted"]["f1"],
+        ]
+        if count:
+            row += [r.get("mae"), r.get("off_by_one_accuracy")]
+        p = pairs.get(r["name"])
+        if p is None:
+            row += ["baseline", "", ""]
+        else:
+            row += [
+                f"{p['diff']:+.4f}",
+                f"[{p['ci_low']:+.4f}, {p['ci_high']:+.4f}]",
+                _fmt_p(p["mcnemar"]["p_value"]),
+            ]
+        rows.append(row)
+    return headers, rows
 
-    Args:
-        data: compare.json's content (runs, n, dataset, split, baseline, notice).
-        overall: (headers, rows) of the side-by-side table.
-        caption: what the Δ columns are measured against.
-    """
-    names = [run["name"] for run in data["runs"]]
-    r = Report(
-        f"Comparison: {' vs '.join(names)}",
-        subtitle=f"{data['n']} images of {data['dataset']} [{data['split']}], baseline {data['baseline']}",
-    )
-    r.section("Overall")
-    if data.get("notice"):
-        r.note(data["notice"], level="warning")
-    headers, rows = overall
-    r.table(headers, rows, caption=caption)
-    return r
+
+def per_class_table(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """Seed 001's "class-wise metrics" side by side: precision, recall, F1 per run."""
+    headers = ["class"]
+    for r in data["runs"]:
+        headers += [f"{r['name']} P", f"{r['name']} R", f"{r['name']} F1"]
+    rows: list[list[Any]] = []
+    for c in data["classes"]:
+        row: list[Any] = [c]
+        for r in data["runs"]:
+            m = r["per_class"][c]
+            row += [round(m["precision"], 3), round(m["recall"], 3), round(m["f1"], 3)]
+        rows.append(row)
+    acc: list[Any] = ["accuracy"]
+    for r in data["runs"]:
+        acc += ["", "", round(r["accuracy"], 3)]
+    rows.append(acc)
+    return headers, rows
+
+
+def _fmt_p(p: float) -> str:
+    return f"{p:.2e}" if p < 1e-3 else f"{p:.4f}"
 
 
 def write_compare_report(path: str | Path, data: dict[str, Any], runs: Sequence[Path]) -> Path:
     """Write the comparison report (tables, paired statistics, F1 bars, training curves)."""
-    from cvpipe.engine.compare import overall_table, per_class_table
+    from cvpipe.evaluation.compare import compare_report_head
 
     r = compare_report_head(
         data,

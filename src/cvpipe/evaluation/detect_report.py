@@ -258,11 +258,34 @@ def _counting_section(r: Report, metrics: Mapping[str, Any]) -> None:
         )
 
 
+def overall_table(data: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """One row per model: COCO numbers, counting, and Δ mAP with its 95% CI vs the baseline."""
+    headers = ["model", "detector", "mAP", "mAP50", "mAP75", "AR@1", "AR@10", "AR@100",
+               "count acc", "count MAE", "Δ mAP", "95% CI", "Δ mAP50", "95% CI (50)"]  # fmt: skip
+    pairs = {p["other"]: p for p in data["pairs"]}
+    rows = []
+    for r in data["runs"]:
+        c = r.get("counting") or {}
+        row: list[Any] = [r["name"], r["model"], r["map"], r["map_50"], r["map_75"], r["mar_1"],
+                          r["mar_10"], r["mar_100"], c.get("exact_accuracy"), c.get("mae")]  # fmt: skip
+        p = pairs.get(r["name"])
+        if p is None:
+            row += ["baseline", "", "", ""]
+        else:
+            row += [f"{p['diff']:+.4f}", _ci(p["ci_low"], p["ci_high"]), f"{p['diff_50']:+.4f}",
+                    _ci(p["ci_low_50"], p["ci_high_50"])]  # fmt: skip
+        rows.append(row)
+    return headers, rows
+
+
+def _ci(lo: float | None, hi: float | None) -> str:
+    return "n/a" if lo is None or hi is None else f"[{lo:+.4f}, {hi:+.4f}]"
+
+
 def write_detect_compare_report(path: str | Path, data: Mapping[str, Any]) -> Path:
     """Write the detector comparison report (``data``: compare.json's content), plus
     ``pr_curves.png`` and ``iou_distributions.png`` beside it."""
-    from cvpipe.engine.detect_compare import _ci, overall_table
-    from cvpipe.engine.eval_report import compare_report_head
+    from cvpipe.evaluation.compare import compare_report_head
 
     r = compare_report_head(
         data,

@@ -8,12 +8,12 @@ network one batch at a time under ``torch.inference_mode``, and yielded one resu
 file, in input order, as soon as their batch is done. An unreadable file yields a result
 with ``error`` set instead of stopping the stream.
 
-Predictors are chosen by the run's task through :data:`PREDICTORS` (``classify`` and
-``count`` → :class:`Predictor`; ``detect`` →
-:class:`cvpipe.engine.detect_predictor.DetectionPredictor`, registered on import).
+The run's task chooses the predictor (:meth:`cvpipe.tasks.base.Task.predictor`):
+:class:`cvpipe.inference.classify.Predictor` (class probabilities) for classify and count,
+:class:`cvpipe.inference.detect.DetectionPredictor` (boxes) for detect.
 
 Example:
-    >>> p = Predictor.from_run("runs/bins")  # doctest: +SKIP
+    >>> p = BasePredictor.from_run("runs/bins")  # doctest: +SKIP
     >>> for r in p.predict_paths(["a.jpg", "b.jpg"]):  # doctest: +SKIP
     ...     print(r.path, r.error or p.card.classes[int(r.output.argmax())])
 """
@@ -24,14 +24,11 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from cvpipe.errors import CheckpointError
 from cvpipe.images import ImageReadError, decode
 from cvpipe.orientation import Orient
-from cvpipe.registry import Registry
 
 if TYPE_CHECKING:
     import torch
@@ -40,8 +37,6 @@ if TYPE_CHECKING:
     from cvpipe.engine.runs import ModelCard
 
 log = logging.getLogger(__name__)
-
-PREDICTORS: Registry[type[BasePredictor]] = Registry("predictor task")
 
 
 @dataclass(slots=True)
@@ -74,16 +69,13 @@ def resolve_device(device: str) -> str:
 class BasePredictor:
     """What every predictor shares: model + card, decoding, batching, streaming.
 
-    Subclasses set :attr:`tasks` and implement :meth:`infer` (a batch tensor → one
-    output per image).
+    Subclasses implement :meth:`infer` (a batch tensor → one output per image).
 
     Args:
         model: the trained network (any ``nn.Module``); put in eval mode here.
         card: the run's model card (``task``, ``classes``, ``preprocess``).
         device: ``cpu``, ``cuda``, ``cuda:1`` or ``auto``.
     """
-
-    tasks: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, model: torch.nn.Module, card: ModelCard, device: str = "cpu") -> None:
         self.card = card
@@ -94,7 +86,7 @@ class BasePredictor:
 
     @classmethod
     def from_run(cls, run: str | Path, which: str = "best", device: str = "cpu") -> BasePredictor:
-        """Load a run's checkpoint and return the predictor for its task.
+        """Load a run's checkpoint and return the predictor its task chooses.
 
         Args:
             run: run directory (with model_card.json and checkpoints/).
@@ -102,27 +94,23 @@ class BasePredictor:
             device: see the class arguments.
 
         Raises:
-            CheckpointError: the run's task has no predictor (yet), or this class does not
-                handle it; errors of :func:`cvpipe.engine.runs.load_model` pass through.
+            CheckpointError: this class does not handle the run's task (e.g.
+                ``Predictor.from_run`` on a detect run); errors of
+                :func:`cvpipe.inference.loading.load_model` pass through.
         """
-        from cvpipe.engine import detect_predictor  # noqa: F401 - registers "detect"
-        from cvpipe.engine.runs import load_model
+        from cvpipe.inference.loading import load_model
+        from cvpipe.tasks.registry import get_task
 
         model, card = load_model(run, which=which)
-        if card.task not in PREDICTORS:
+        pred = get_task(card.task).predictor(model, card, device=device)
+        if not isinstance(pred, cls):
             raise CheckpointError(
-                f"{run}: runs of task {card.task!r} cannot be used for prediction yet; "
-                f"supported tasks: {', '.join(PREDICTORS.names())}"
-            )
-        target = PREDICTORS.get(card.task)
-        if not issubclass(target, cls):
-            raise CheckpointError(
-                f"{run}: a {card.task!r} run needs {target.__name__}, not {cls.__name__}"
+                f"{run}: a {card.task!r} run needs {type(pred).__name__}, not {cls.__name__}"
             )
         log.info(
             "loaded %s (%s, %d classes) from %s", card.model, card.task, len(card.classes), run
         )
-        return target(model, card, device=device)
+        return pred
 
     # -- one batch ----------------------------------------------------------------------
     def infer(self, x: torch.Tensor) -> list[Any]:  # pragma: no cover - abstract
@@ -165,7 +153,7 @@ class BasePredictor:
 
         if not paths:
             return
-        orients = _orients(paths, orientations, self.card.orientation)
+        orients = file_orientations(paths, orientations, self.card.orientation)
         dataset: Any = _PathDataset(
             list(paths), self.transform, self.draft, orients
         )  # map-style, duck-typed
@@ -231,7 +219,7 @@ def record_orientations(predictor: Any, records: Sequence[Any]) -> dict[str, Any
     return {}
 
 
-def _orients(
+def file_orientations(
     paths: Sequence[Any], orientations: Sequence[Orient] | None, default: Orient
 ) -> list[Orient]:
     """One orientation per path: the given ones, or the card's default for every file."""
@@ -249,70 +237,6 @@ def _collate(batch: list[tuple[int, Any, str | None]]) -> tuple[list[int], Any, 
     errors = {b[0]: b[2] for b in batch if b[2] is not None}
     good = [b[1] for b in batch if b[2] is None]
     return indices, (torch.stack(good) if good else None), errors
-
-
-@PREDICTORS.register("classify")
-@PREDICTORS.register("count")
-class Predictor(BasePredictor):
-    """Classifier and counter predictor: outputs class probabilities (softmax).
-
-    For a counter the classes are counts (``"1" .. "5"``), so the predicted count is
-    ``int(classes[argmax])``.
-
-    Example:
-        >>> p = Predictor(model, card)  # doctest: +SKIP
-        >>> p.predict_images([pil_a, pil_b]).shape  # doctest: +SKIP
-        (2, 5)
-    """
-
-    tasks = ("classify", "count")
-    _net: torch.nn.Module | None = None  # see inference_net
-
-    def infer(self, x: torch.Tensor) -> list[np.ndarray]:
-        import torch
-
-        net = self.inference_net(x)
-        if net is not self.model and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
-        probs = net(x).float().softmax(dim=1).cpu().numpy()
-        return list(probs)
-
-    def inference_net(self, x: torch.Tensor) -> torch.nn.Module:
-        """The network that runs :meth:`infer`: on the first batch, a copy of the model with
-        its BatchNorms folded into the convolutions and in channels_last (checked against
-        the model on that batch; 1.4-1.6x faster on CPU), or the model itself when nothing
-        folds. :attr:`model` is never changed."""
-        if self._net is None:
-            import torch
-
-            from cvpipe.models.fuse import fold_batchnorm
-
-            folded = fold_batchnorm(self.model, x[:4])
-            net = folded.module
-            if folded.folded:
-                net = net.to(memory_format=torch.channels_last)
-                log.debug("predictor: %d batch norms folded", folded.folded)
-            self._net = net
-        return self._net
-
-    def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Class probabilities for PIL images.
-
-        Returns:
-            float32 array [N, C] (rows sum to 1); shape [0, C] for no images.
-        """
-        import torch
-
-        if not images:
-            return np.zeros((0, len(self.card.classes)), dtype=np.float32)
-        x = torch.stack([self.transform(im.convert("RGB")) for im in images]).to(self.device)
-        with torch.inference_mode():
-            return np.stack(self.infer(x)).astype(np.float32)
-
-    def top_k(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:
-        """The ``k`` most probable classes of one probability row, best first."""
-        order = np.argsort(-probs, kind="stable")[: max(1, k)]
-        return [(self.card.classes[i], float(probs[i])) for i in order]
 
 
 def expand_inputs(items: Sequence[str]) -> tuple[list[Path], list[tuple[str, str]]]:

@@ -10,15 +10,15 @@ from PIL import Image
 from tests.conftest import write_image, write_truncated_jpeg
 from tests.engine.tinydetect import make_detect_dataset, make_detect_run
 
-from cvpipe.engine.detect_predictor import (
+from cvpipe.errors import ConfigError
+from cvpipe.inference.detect import (
     DetectionPredictor,
     DetectStream,
     draw_detections,
     filter_detections,
 )
-from cvpipe.engine.predictor import BasePredictor
-from cvpipe.engine.runs import load_model
-from cvpipe.errors import ConfigError
+from cvpipe.inference.loading import load_model
+from cvpipe.inference.predictor import BasePredictor
 from cvpipe.models.detector import Detector
 
 

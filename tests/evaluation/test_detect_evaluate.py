@@ -12,12 +12,13 @@ from tests.conftest import write_truncated_jpeg
 from tests.engine.tinydetect import make_detect_dataset, make_detect_run
 
 from cvpipe.data.manifest import Dataset
-from cvpipe.engine.detect_compare import bootstrap_map_diff, match, weighted_map
-from cvpipe.engine.detect_evaluate import evaluate_detector
-from cvpipe.engine.detect_predictor import DetectStream, as_detections
-from cvpipe.engine.evaluate import evaluate_run, select_eval_data
 from cvpipe.engine.runs import ModelCard
 from cvpipe.errors import CheckpointError
+from cvpipe.evaluation.detect import evaluate_detector
+from cvpipe.evaluation.evaluate import evaluate_run
+from cvpipe.evaluation.map_bootstrap import bootstrap_map_diff, match, weighted_map
+from cvpipe.evaluation.selection import select_eval_data
+from cvpipe.inference.detect import DetectStream, as_detections
 from cvpipe.metrics.detection import as_ground_truth, as_predictions, coco_metrics
 from cvpipe.models.preprocess import Preprocess
 
@@ -88,7 +89,7 @@ def test_eval_detect_run_writes_metrics_predictions_report(tiny) -> None:
 
 def test_perfect_predictor_has_map_one_and_exact_counts(tiny, tmp_path: Path, monkeypatch) -> None:
     ds, _ = tiny
-    import cvpipe.engine.detect_predictor as dp
+    import cvpipe.inference.detect as dp
 
     orig = dp.decode
 
@@ -191,8 +192,8 @@ def gt_as_preds(gt):
 def test_real_one_epoch_detection_run_evaluates_and_predicts(tmp_path: Path) -> None:
     from cvpipe.config import load_config
     from cvpipe.engine.config import TrainConfig
-    from cvpipe.engine.predictor import BasePredictor
     from cvpipe.engine.trainer import train
+    from cvpipe.inference.predictor import BasePredictor
 
     ds = make_detect_dataset(tmp_path / "ds", splits={"train": 4, "val": 2, "test": 2})
     overrides = ["model=ssdlite320_mobilenet_v2", "weights=none", "input_size=64", "epochs=1",

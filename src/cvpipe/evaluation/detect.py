@@ -1,8 +1,9 @@
 """Evaluate a detector on a dataset split: COCO metrics, seed 000's analysis, counting.
 
-Works for any detection predictor (:mod:`cvpipe.engine.detect_predictor`): a trained
-run's, or a benchmark model evaluated without training (:mod:`cvpipe.engine.external`),
-and writes the same files for both:
+:class:`DetectEvaluator` is what the detect task answers with
+(:meth:`cvpipe.tasks.base.Task.evaluator`). Works for any detection predictor
+(:mod:`cvpipe.inference.detect`): a trained run's, or a benchmark model evaluated without
+training (:mod:`cvpipe.evaluation.external`), and writes the same files for both:
 
 - ``metrics.json``: the COCO numbers (``map`` = mAP@[.5:.95], ``map_50``, ``map_75``,
   ``map_small/medium/large``, ``mar_1/10/100``, ``mar_small/medium/large``,
@@ -16,7 +17,9 @@ and writes the same files for both:
 - ``predictions.jsonl``: per image ``id``, ``file``, ``width``, ``height``, ``boxes``
   (xyxy pixels), ``scores``, ``labels`` (class names), ``true_count``, ``pred_count``;
   an unreadable image gets an ``error`` row and is left out of the metrics;
-- ``report.html`` (:mod:`cvpipe.engine.detect_report`).
+- ``report.html`` (:mod:`cvpipe.evaluation.detect_report`).
+
+Comparison is :mod:`cvpipe.evaluation.detect_compare`.
 
 Example:
     >>> res = evaluate_run("runs/planes")  # dispatches here for detect runs  # doctest: +SKIP
@@ -28,31 +31,25 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from cvpipe import progress
 from cvpipe.data.manifest import Dataset, Record
-from cvpipe.engine.detect_predictor import Detections
-from cvpipe.engine.evaluate import EvalData, EvalResult, check_compatible, read_lock
-from cvpipe.engine.predictor import record_orientations
-from cvpipe.errors import ConfigError, DatasetError
+from cvpipe.errors import DatasetError
+from cvpipe.evaluation.base import CompareResult, EvalData, EvalResult, Evaluator, Table
+from cvpipe.evaluation.detect_scoring import detection_metrics, ground_truth
+from cvpipe.evaluation.selection import check_compatible, read_lock, val_records
+from cvpipe.inference.detect import Detections
+from cvpipe.inference.predictor import record_orientations
 from cvpipe.io import atomic_open, write_json
-from cvpipe.metrics.detection import coco_evaluate
-from cvpipe.metrics.detection_analysis import (
-    choose_count_threshold,
-    confidence_statistics,
-    counting_from_detections,
-    iou_statistics,
-    pr_curves,
-)
+from cvpipe.metrics.detection_analysis import choose_count_threshold
+from cvpipe.progress import track
 
 log = logging.getLogger(__name__)
-
-CROWD_FLAGS = ("iscrowd", "difficult")
 
 
 @dataclass(slots=True)
@@ -81,7 +78,7 @@ def predict_records(
     results = predictor.predict_paths(
         paths, batch_size=batch_size, workers=workers, **record_orientations(predictor, records)
     )
-    for res in progress.track(results, total=len(paths), desc=desc, unit="img"):
+    for res in track(results, total=len(paths), desc=desc, unit="img"):
         rec = records[res.index]
         if res.error is not None:
             skipped.append({"id": rec.id, "file": rec.file, "error": res.error})
@@ -89,27 +86,6 @@ def predict_records(
             kept.append(rec)
             dets.append(res.output)
     return Predicted(kept, dets, skipped)
-
-
-def ground_truth(rec: Record) -> dict[str, Any]:
-    """A record as the ground-truth entry :mod:`cvpipe.metrics.detection` takes."""
-    return {
-        "boxes": rec.boxes or [],
-        "labels": rec.labels or [],
-        "width": rec.width,
-        "height": rec.height,
-        "meta": rec.meta,
-    }
-
-
-def val_records(ds: Dataset, lock: dict[str, Any]) -> list[Record]:
-    """The validation split: from the manifest, else the ids a run carved (dataset.lock)."""
-    recs = ds.split_records("val")
-    ids = (lock.get("splits") or {}).get("val")
-    if not recs and isinstance(ids, list) and lock.get("manifest_sha256") == ds.manifest_hash():
-        wanted = set(map(str, ids))
-        recs = [r for r in ds.records if r.id in wanted]
-    return recs
 
 
 def count_threshold(
@@ -153,36 +129,6 @@ def count_threshold(
     return ct.threshold, f"chosen on {where}", ct.table
 
 
-def detection_metrics(
-    records: list[Record],
-    detections: list[Detections],
-    classes: list[str],
-    threshold: float,
-) -> tuple[dict[str, Any], Any]:
-    """All detection numbers for one set of predictions (see the module docstring).
-
-    Returns:
-        ``(metrics, CocoEvaluation)``.
-    """
-    gt = [ground_truth(r) for r in records]
-    n = len(classes)
-    ev = coco_evaluate(gt, detections, classes, crowd_flags=CROWD_FLAGS)
-    m = ev.metrics()
-    m["iou_statistics"] = iou_statistics(gt, detections, num_classes=n)
-    m["iou_statistics_at_threshold"] = iou_statistics(
-        gt, detections, num_classes=n, score_thresh=threshold
-    )
-    m["confidence_statistics"] = confidence_statistics(detections)
-    m["pr_curves"] = pr_curves(ev)
-    c = counting_from_detections(gt, detections, threshold, num_classes=n)
-    c["count_accuracy"] = c.get("exact_accuracy")
-    m["counting"] = c
-    m["count_accuracy"] = c.get("exact_accuracy")
-    m["mae"] = c.get("mae")
-    m["n"] = len(records)
-    return m, ev
-
-
 def _row(rec: Record, det: Detections, classes: list[str], thr: float) -> dict[str, Any]:
     return {
         "id": rec.id,
@@ -214,7 +160,7 @@ def evaluate_detector(
 
     Args:
         predictor: a detection predictor (``card``, ``predict_paths``).
-        sel: dataset and split (:func:`cvpipe.engine.evaluate.select_eval_data`).
+        sel: dataset and split (:func:`cvpipe.evaluation.selection.select_eval_data`).
         out_dir: where metrics.json, predictions.jsonl and report.html go.
         source: what was evaluated, merged into metrics.json (``run`` or ``benchmark``).
         which: checkpoint name recorded in metrics.json.
@@ -225,7 +171,7 @@ def evaluate_detector(
         lock: the run's dataset.lock (for a validation split carved at training).
 
     Returns:
-        :class:`~cvpipe.engine.evaluate.EvalResult`.
+        :class:`~cvpipe.evaluation.base.EvalResult`.
 
     Raises:
         CheckpointError: the model's classes or task do not fit the dataset.
@@ -258,7 +204,7 @@ def evaluate_detector(
         dataset=str(sel.dataset.root.resolve()),
         manifest_sha256=sel.dataset.manifest_hash(),
         which=which,
-        task="detect",
+        task=predictor.card.task,
         model=predictor.card.model,
         classes=classes,
         postprocess=settings() if callable(settings) else None,
@@ -275,7 +221,7 @@ def evaluate_detector(
     )  # fmt: skip
     report_path = None
     if report:
-        from cvpipe.engine.detect_report import write_detect_eval_report
+        from cvpipe.evaluation.detect_report import write_detect_eval_report
 
         report_path = write_detect_eval_report(
             out / "report.html", metrics, sel.dataset, got.records, got.detections
@@ -294,7 +240,7 @@ def evaluate_detect_run(
     workers: int = 0,
     report: bool = True,
 ) -> EvalResult:
-    """:func:`cvpipe.engine.evaluate.evaluate_run` for a detect run (same outputs, RUN/eval)."""
+    """:func:`cvpipe.evaluation.evaluate.evaluate_run` for a detect run (same outputs, RUN/eval)."""
     run = Path(run)
     return evaluate_detector(
         predictor,
@@ -309,58 +255,65 @@ def evaluate_detect_run(
     )
 
 
-def evaluate_benchmark(
-    spec: str,
-    *,
-    data: str | Path,
-    out: str | Path,
-    split: str | None = None,
-    class_map: str | Path | None = None,
-    config: str | Path | None = None,
-    score_thresh: float | None = None,
-    batch_size: int = 8,
-    workers: int = 0,
-    report: bool = True,
-) -> EvalResult:
-    """Evaluate a pretrained benchmark detector without training (seed 000's TF model).
+class DetectEvaluator(Evaluator):
+    """Detection scoring: COCO metrics, seed 000's analysis, counting (module docstring)."""
 
-    Args:
-        spec: an ``.onnx`` file, a TensorFlow frozen graph ``.pb`` (with ``config``, or
-            a ``.pbtxt`` beside it), or a built-in name such as ``ssd_mobilenet_v2_coco``
-            (see :func:`cvpipe.engine.external.load_benchmark`).
-        data: the dataset (required: a benchmark has no training dataset).
-        out: output folder (metrics.json, predictions.jsonl, report.html).
-        split: split (default test, else val).
-        class_map: YAML/JSON file mapping benchmark class names to dataset class names
-            (unmapped benchmark classes are dropped).
-        config: the OpenCV DNN text graph (``.pbtxt``) of a frozen graph.
-        score_thresh: drop detections below this score (default: keep all the model
-            gives, as for mAP).
-        batch_size, workers, report: as for runs.
+    def evaluate(
+        self,
+        run: Path,
+        predictor: Any,
+        selection: EvalData,
+        *,
+        which: str = "best",
+        out: str | Path | None = None,
+        batch_size: int = 64,
+        workers: int = 0,
+        report: bool = True,
+        max_mistakes: int = 32,
+    ) -> EvalResult:
+        return evaluate_detect_run(
+            run, predictor, selection, which=which, out=out, batch_size=batch_size,
+            workers=workers, report=report,
+        )  # fmt: skip
 
-    Raises:
-        ConfigError, MissingDependencyError, CheckpointError: see
-            :func:`~cvpipe.engine.external.load_benchmark`.
-    """
-    from cvpipe.engine.evaluate import select_eval_data
-    from cvpipe.engine.external import load_benchmark
+    def compare(
+        self,
+        runs: Sequence[str | Path],
+        *,
+        names: Sequence[str] | None = None,
+        data: str | Path | None = None,
+        split: str | None = None,
+        which: str = "best",
+        out: str | Path = "compare",
+        batch_size: int = 64,
+        workers: int = 0,
+        device: str = "cpu",
+        n_resamples: int = 2000,
+        seed: int = 0,
+        report: bool = True,
+    ) -> CompareResult:
+        from cvpipe.evaluation.detect_compare import compare_detectors
 
-    if data is None:
-        raise ConfigError("a benchmark model needs --data DATASET (it has no training dataset)")
-    ds = Dataset.load(data)
-    if ds.task != "detect":
-        raise DatasetError(f"{ds.root} is a {ds.task!r} dataset; benchmark detectors need 'detect'")
-    sel = select_eval_data(ds.root, ds.root, split)  # data given: no run lock is read
-    bench = load_benchmark(spec, classes=list(ds.classes), class_map=class_map, config=config)
-    if score_thresh is not None:
-        bench.set_postprocess(score_thresh=score_thresh)
-    return evaluate_detector(
-        bench,
-        sel,
-        out_dir=out,
-        source={"benchmark": spec, "class_map": str(class_map) if class_map else None},
-        which="pretrained",
-        batch_size=batch_size,
-        workers=workers,
-        report=report,
-    )
+        return compare_detectors(
+            runs, task=self.task, names=names, data=data, split=split, which=which, out=out,
+            batch_size=batch_size, workers=workers, device=device, n_resamples=n_resamples,
+            seed=seed, report=report,
+        )  # fmt: skip
+
+    def summary(self, metrics: dict[str, Any]) -> list[Table]:
+        from cvpipe.evaluation.detect_report import headline, per_class_rows
+
+        m = metrics
+        what = m.get("benchmark") or m.get("run")
+        title = f"{m['model']} ({what}) on {m['dataset']} [{m['split']}]"
+        return [
+            (["metric", "value"], [list(kv) for kv in headline(m).items()], title),
+            (["class", "AP", "AP50", "AP75", "AR@100", "GT", "pred"], per_class_rows(m), None),
+        ]
+
+    def compare_summary(self, data: dict[str, Any]) -> list[Table]:
+        from cvpipe.evaluation.detect_report import overall_table
+
+        d = data
+        headers, rows = overall_table(d)
+        return [(headers, rows, f"{d['n']} images of {d['dataset']} [{d['split']}]")]
