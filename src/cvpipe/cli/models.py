@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from cvpipe.cli.output import echo, table
-from cvpipe.tasks.registry import get_task, task_names
+from cvpipe.tasks.registry import BUILTIN, get_task, task_names
 
 HELP = "list the registered classifiers and detectors"
 USES_CONFIG = False
@@ -64,8 +64,9 @@ def _rows(pattern: str | None, task: str | None) -> list[dict[str, Any]]:
 
     defaults = {t: c[0].model for t, c in TASK_DEFAULTS.items() if c}
     rows: list[dict[str, Any]] = []
-    # classifiers train tasks with one class per image, detectors tasks with objects
-    wanted = [task] if task else task_names()
+    # classifiers train tasks with one class per image, detectors tasks with objects;
+    # without --task the table names the built-in tasks
+    wanted = [task] if task else list(BUILTIN)
     image_tasks = [t for t in wanted if get_task(t).one_class_per_image]
     object_tasks = [t for t in wanted if not get_task(t).one_class_per_image]
     if image_tasks:
