@@ -36,6 +36,10 @@ def test_task_contract(name: str) -> None:
     assert task.output_classes(["a", "b"]) and describe(task)["name"] == name
     baseline = task.loss_baseline(4)
     assert baseline is None or baseline > 0
+    assert task.strata().image_keys([], ["a"]) == [] and task.strata().name
+    assert task.evaluator() is not None and task.outputs() is not None
+    assert isinstance(task.tunable, bool) and isinstance(task.whole_images, bool)
+    assert isinstance(task.exportable, bool) and isinstance(task.data_parallel, bool)
 
 
 def test_a_task_without_its_answers_cannot_be_built() -> None:

@@ -120,9 +120,9 @@ def check_compatible(card: Any, ds: Dataset, run: str | Path) -> None:
         raise CheckpointError(
             f"{run} is a {card.task!r} model but {ds.root} is a {ds.task!r} dataset"
         )
-    if list(card.classes) != list(ds.classes):
+    if list(card.classes) != ds.output_classes:
         raise CheckpointError(
-            f"{run} was trained on classes {list(card.classes)} but {ds.root} has {list(ds.classes)}; "
+            f"{run} was trained on classes {list(card.classes)} but {ds.root} has {ds.output_classes}; "
             "evaluate on a dataset with the same classes in the same order"
         )
 
