@@ -417,7 +417,7 @@ def real_main(args: Any, work: Path) -> None:
     jobs: list[Any] = []
     dirs = {s: prepare_real(Path(args.data), work / f"split{s}", s) for s in seeds}
     first = seeds[0]
-    for s in seeds:
+    for s in [] if args.pack_only else seeds:
         d, tag = dirs[s], f"_s{s}"
         if s == first:  # the cached arm's second run, from its warm cache
 
@@ -435,7 +435,9 @@ def real_main(args: Any, work: Path) -> None:
         jobs.append(
             lambda d=d, tag=tag, s=s: arm("today" + tag, d, {"freeze_pattern": trunk}, train_seed=s)
         )
-    if args.probe_steps:  # same first batch, no flips: the losses must agree before any update
+    if (
+        args.probe_steps and not args.pack_only
+    ):  # same first batch, no flips: the losses must agree before any update
         noflip = {"detector.augment.hflip": False}
         p = {"probe_steps": args.probe_steps, "train_seed": first, "epochs": 1}
         d = dirs[first]
@@ -499,7 +501,8 @@ def real_main(args: Any, work: Path) -> None:
                 figures[f"{k}_rel_diff"] = float(f"{abs(pc - pt) / abs(pt):.2g}")
     feats = work / f"home_cached{f0}" / "features"
     cache_mb = sum(f.stat().st_size for f in feats.rglob("*.npy")) / 2**20 if feats.is_dir() else 0
-    figures["cache_mib"] = round(cache_mb, 1)
+    if feats.is_dir():
+        figures["cache_mib"] = round(cache_mb, 1)
     if args.pack_epochs and "full" in trained and "packed" in trained:
         figures.update(
             full_img_per_s=round(med["full"], 2),
@@ -551,6 +554,9 @@ def main() -> None:
         "--probe-steps", type=int, default=1, help="with --data: no-flip probe arms (today, "
         "cached fp16, cached fp32) stopped after this many steps, first-step losses compared (0 = off)",
     )  # fmt: skip
+    p.add_argument(
+        "--pack-only", action="store_true", help="with --data: only the full / packed arms"
+    )
     p.add_argument("--tag", default=None, help="suffix of the results file name")
     p.add_argument(
         "--precise-bn", type=int, default=None,
