@@ -40,10 +40,11 @@ COCO graph is converted once and shared):
   same first batch (same sampler seed), flips off, stopped after the first step: the loss
   before any update must agree, up to the fp16 (or fp32) storage of the maps; a gap here
   would be a real difference of the paths (resize, normalisation, boxes), not noise;
-- **full** / **packed** (speed only, ``--pack-epochs``, first seed): the whole detector
-  fine-tuned decoding every epoch, against reading from a pack at the input size (the
-  automatic pack of large photos, forced here whatever the photo sizes; its build time is
-  given).
+- **full** / **packed** (speed only, ``--pack-epochs``, first seed; ``--pack-only`` runs
+  just these): training without a trunk cache — the whole detector, or with ``--recipe``
+  the recipe's own trainable layers — decoding every epoch, against reading from a pack at
+  the input size (the automatic pack of large photos, forced here whatever the photo
+  sizes; its build time is given).
 
 Per seed, each split seed is also the training seed of both arms (same initial head, same
 batches); the RESULT line gives the mean and standard deviation over seeds of the best val

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Training part of the demo (sourced by scripts/demo.sh): a counter on a frozen, offline
 # EfficientNet-Lite0 backbone with cached features, the seed-001 custom CNN as the
-# baseline to beat, evaluation of both and a side-by-side comparison; then a small
-# SSDLite detector on the food set, evaluated on its test split.
+# baseline to beat, evaluation of both and a side-by-side comparison; then the default
+# detector (what `cvpipe train` picks for a detect dataset without --model or --config:
+# recipes/detect_coco_ssd_mnv2.yaml, the COCO-trained SSD-MobileNetV2 converted offline,
+# 6 epochs at 300 px) on the food set, evaluated on its test split.
 set -euo pipefail
 DEMO=${DEMO:-demo}
 BIN=${BIN:-.venv/bin}
@@ -28,9 +30,9 @@ step "compare: baseline vs EfficientNet-Lite0 (McNemar, bootstrap CI)"
   echo "  comparison:      $DEMO/runs/compare/report.html"
 } >> "$DEMO/summary.txt"
 
-step "train: a small detector (SSDLite-MobileNetV2 at 160 px, ImageNet backbone from the offline package) on the food set"
-"$CV" train "$DEMO/datasets/food" --config recipes/demo_detector.yaml --out "$DEMO/runs/ssdlite-food"
+step "train: the default detector (COCO-trained SSD-MobileNetV2 converted offline from the openpibo package, fine-tuned at 300 px: recipes/detect_coco_ssd_mnv2.yaml) on the food set"
+"$CV" train "$DEMO/datasets/food" --out "$DEMO/runs/ssd-food"
 
 step "evaluate the detector on the test split (COCO mAP, IoU/confidence statistics, PR curves)"
-"$CV" eval "$DEMO/runs/ssdlite-food" --split test
-echo "  detector run:    $DEMO/runs/ssdlite-food (eval/report.html, metrics.jsonl, model_card.json)" >> "$DEMO/summary.txt"
+"$CV" eval "$DEMO/runs/ssd-food" --split test
+echo "  detector run:    $DEMO/runs/ssd-food (eval/report.html, metrics.jsonl, model_card.json)" >> "$DEMO/summary.txt"
