@@ -24,32 +24,48 @@ the machine hits both equally; img/s is the median over the epochs after the fir
 
 **Real photos** (``--data``: a cvpipe detect dataset with train/val splits, or a Pascal VOC
 folder with ``annotations/`` and ``images/`` — e.g. ../shared/devdata/raccoon —, imported
-and split 70/15/15 with ``--seed``) compare cvpipe's own paths, all ImageNet backbone,
-the same optimizer, seed and horizontal flips, each in a fresh process with an empty
-``$CVPIPE_HOME`` of its own:
+and split 70/15/15 once per ``--seeds`` seed) compare cvpipe's own paths with the same
+settings — the built-in ones (ImageNet backbone, Adam) or a recipe's (``--recipe``, e.g. the
+default ``recipes/detect_coco_ssd_mnv2.yaml``: COCO start, momentum SGD) —, horizontal flips
+as the only augmentation (the others change the trunk's input and cannot be cached), each
+arm in a fresh process with a ``$CVPIPE_HOME`` of its own (with ``--weights coco`` the
+COCO graph is converted once and shared):
 
 - **today**: the trunk frozen with ``freeze_pattern`` (what existed before), decoding
   and running the frozen trunk every step;
 - **cached**: ``freeze: frozen``: the trunk's maps computed once per image and flip
   (:mod:`cvpipe.engine.detect_cache`), neck and head trained from the cache; its time
-  includes the feature pass; then once more on the warm cache (**cached_hit**);
-- **full** / **packed** (speed only, ``--pack-epochs``): the whole detector fine-tuned
-  decoding every epoch, against reading from a pack at the input size (the automatic
-  pack of large photos, forced here whatever the photo sizes; its build time is given).
+  includes the feature pass; for the first seed once more on the warm cache (**cached_hit**);
+- **probe_today / probe_cached / probe_cached_fp32** (``--probe-steps``): both paths on the
+  same first batch (same sampler seed), flips off, stopped after the first step: the loss
+  before any update must agree, up to the fp16 (or fp32) storage of the maps; a gap here
+  would be a real difference of the paths (resize, normalisation, boxes), not noise;
+- **full** / **packed** (speed only, ``--pack-epochs``, first seed; ``--pack-only`` runs
+  just these): training without a trunk cache — the whole detector, or with ``--recipe``
+  the recipe's own trainable layers — decoding every epoch, against reading from a pack at
+  the input size (the automatic pack of large photos, forced here whatever the photo
+  sizes; its build time is given).
 
-It reports training-loop img/s (median over epochs after the first), the best val mAP@.5
-of each arm, the wall time (from ``train()`` start, feature pass included) at which each
-arm first reaches the lower of today's and cached's best val mAP@.5, and the size of the
-feature cache.
+Per seed, each split seed is also the training seed of both arms (same initial head, same
+batches); the RESULT line gives the mean and standard deviation over seeds of the best val
+mAP@.5 of each arm and of the paired difference cached − today (30 val photos per split on
+raccoon: one box is about 0.03), how many seeds cached is not worse, the img/s of the first
+seed (median over epochs after the first) and the slowest seed's speed-up, and the wall time
+(feature pass included) to the lower of the two best val mAP@.5 of the first seed. With a
+cvpipe dataset as ``--data`` the split is the dataset's own and only the training seed varies.
+Finished arms are written to ``WORKDIR/runs.json`` as they end.
 
     python benchmarks/detect_train_speed.py            # 192 images, 4 epochs, 160 px
     python benchmarks/detect_train_speed.py --quick    # 64 images, 3 epochs
     python benchmarks/detect_train_speed.py --device cuda --model ssdlite320_mobilenet_v2_fpnlite
     python benchmarks/detect_train_speed.py --data ../shared/devdata/raccoon --epochs 12
+    python benchmarks/detect_train_speed.py --data ../shared/devdata/raccoon \
+        --recipe recipes/detect_coco_ssd_mnv2.yaml --epochs 6 --seeds 0,1,2,3 --parallel
 """
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import statistics
@@ -164,8 +180,6 @@ def collate_fn(batch: list[Any]) -> tuple[Any, ...]:
 
 def plain_train(dataset: str, opts: dict[str, Any]) -> list[float]:
     """references/detection/train.py's loop on the same model, data, batch and steps."""
-    import json
-
     import torch
 
     from cvpipe.models.detection import create_detector
@@ -235,10 +249,40 @@ def prepare_real(data: Path, work: Path, seed: int) -> Path:
     return out
 
 
+class _ProbeDone(Exception):
+    """Raised by the probe's callback once its steps are recorded (ends the run early)."""
+
+
+def real_values(opts: dict[str, Any]) -> dict[str, Any]:
+    """Settings shared by every arm: a recipe's (``--recipe``) or the built-in ones."""
+    values: dict[str, Any] = {
+        "weights": opts["weights"], "input_size": opts["size"], "epochs": opts["epochs"],
+        "batch_size": opts["batch"], "workers": opts["workers"], "device": opts["device"],
+        # flips only: the other augmentations change the trunk's input and cannot be cached
+        "detector.augment.hflip": True, "detector.augment.iou_crop": False,
+        "detector.augment.photometric": False, "detector.augment.zoom_out": 1.0,
+        "detector.auto_pack": False, "health.enabled": False, "seed": opts["train_seed"],
+    }  # fmt: skip
+    if opts.get("model"):
+        values["model"] = opts["model"]
+    if not opts.get("recipe"):
+        values.update({
+            "optimizer.name": "adam", "optimizer.lr": 0.002, "optimizer.weight_decay": 0.00004,
+            "scheduler.name": "cosine", "scheduler.warmup_epochs": 1,
+            "detector.classification_weight": 0.5,
+        })  # fmt: skip
+    if opts.get("precise_bn") is not None or not opts.get("recipe"):
+        values["detector.precise_bn"] = 16 if opts.get("precise_bn") is None else opts["precise_bn"]
+    return values
+
+
 def real_train(
     dataset: str, out: str, home: str, opts: dict[str, Any], extra: dict[str, Any]
 ) -> Any:
-    """One cvpipe run on real photos; per epoch: img/s, val mAP@.5, wall s since start."""
+    """One cvpipe run on real photos; per epoch: img/s, val mAP@.5, wall s since start;
+    the loss of every optimizer step (taken before the step's update).
+
+    ``opts["probe_steps"]``: stop after that many steps (first-step loss probe)."""
     import os
 
     import torch
@@ -252,21 +296,23 @@ def real_train(
 
     t0 = time.perf_counter()
     marks: list[float] = []
+    losses: list[float] = []
+    probe = int(opts.get("probe_steps") or 0)
 
     class Clock(Callback):
+        def on_optimizer_step(self, state: Any, info: dict[str, Any]) -> None:
+            losses.append(float(info["loss"]))
+            if probe and len(losses) >= probe:
+                raise _ProbeDone
+
         def on_epoch_end(self, state: Any, row: dict[str, Any]) -> None:
             marks.append(time.perf_counter() - t0)
 
-    values = {
-        "model": opts["model"], "weights": "imagenet", "input_size": opts["size"],
-        "epochs": opts["epochs"], "batch_size": opts["batch"], "workers": opts["workers"],
-        "device": opts["device"], "optimizer.name": "adam", "optimizer.lr": 0.002,
-        "optimizer.weight_decay": 0.00004, "scheduler.name": "cosine", "scheduler.warmup_epochs": 1,
-        "detector.classification_weight": 0.5, "detector.augment.hflip": True,
-        "detector.auto_pack": False, "health.enabled": False, "seed": 0,
-        "detector.precise_bn": opts["precise_bn"], **extra,
-    }  # fmt: skip
-    result = train(dataset, out, load_config(TrainConfig, values=values), callbacks=[Clock()])
+    config = load_config(TrainConfig, opts.get("recipe"), values={**real_values(opts), **extra})
+    try:
+        result = train(dataset, out, config, callbacks=[Clock()])
+    except _ProbeDone:
+        return {"step_loss": losses, "total_s": time.perf_counter() - t0}
     rows = result.history
     return {
         "img_per_s": [float(r["img_per_s"]) for r in rows],
@@ -274,6 +320,7 @@ def real_train(
         "map": [float(r["val.mAP"]) for r in rows],
         "wall_s": marks,
         "total_s": time.perf_counter() - t0,
+        "step_loss": losses,
         "feature_cache": result.feature_cache,
     }
 
@@ -285,60 +332,130 @@ def _time_to(run: dict[str, Any], target: float) -> float | None:
     return None
 
 
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def _coco_home(work: Path, opts: dict[str, Any]) -> Path | None:
+    """Convert the COCO graph once (``--weights coco``) into ``work/coco_home/coco``, which
+    every arm's own ``$CVPIPE_HOME`` links to (so no arm pays the conversion)."""
+    if opts["weights"] != "coco":
+        return None
+    import os
+
+    home = work / "coco_home"
+    os.environ["CVPIPE_HOME"] = str(home)
+    from cvpipe.models.coco_ssd import coco_state
+
+    coco_state()
+    return home / "coco"
+
+
 def real_main(args: Any, work: Path) -> None:
     import torch
 
     from cvpipe.data.manifest import Dataset
     from cvpipe.data.pack import auto_pack
 
-    ds_dir = prepare_real(Path(args.data), work, args.seed)
+    seeds = [int(s) for s in str(args.seeds or args.seed).split(",")]
+    model = args.model
+    if args.recipe and model == "ssdlite320_mobilenet_v2" and "--model" not in _argv():
+        model = None  # the recipe's model
     opts = {
-        "model": args.model, "size": args.size, "epochs": args.epochs, "batch": args.batch,
-        "workers": args.workers, "device": args.device,
-        "threads": args.threads or torch.get_num_threads(), "precise_bn": args.precise_bn,
-        "parallel": args.parallel,
+        "model": model, "size": args.size, "epochs": args.epochs, "batch": args.batch,
+        "workers": args.workers, "device": args.device, "weights": args.weights,
+        "recipe": args.recipe, "threads": args.threads or torch.get_num_threads(),
+        "precise_bn": args.precise_bn, "parallel": args.parallel, "train_seed": 0,
     }  # fmt: skip
+    if args.recipe:
+        from cvpipe.config import read_yaml
+
+        rec = read_yaml(args.recipe)
+        model = model or rec.get("model")
+        if "--size" not in _argv():
+            opts["size"] = int(rec.get("input_size", args.size))
+        if "--weights" not in _argv():
+            opts["weights"] = rec.get("weights", args.weights)
     trunk = {
         "ssdlite320_mobilenet_v2": r"^model\.backbone\.features\.",
+        "ssd300_mobilenet_v2": r"^model\.backbone\.features\.",
         "ssdlite320_mobilenet_v2_fpnlite": r"^model\.backbone\.body\.",
         "ssd512_resnet50": r"^model\.backbone\.body\.",
-    }[args.model]
+    }[str(model)]
+    coco = _coco_home(work, opts)
     runs: dict[str, Any] = {}
 
-    def arm(name: str, extra: dict[str, Any], home: str, **over: Any) -> None:
+    def arm(name: str, ds_dir: Path, extra: dict[str, Any], **over: Any) -> None:
+        home = work / f"home_{name}"
+        home.mkdir(parents=True, exist_ok=True)
+        if coco is not None and not (home / "coco").exists():
+            (home / "coco").symlink_to(coco, target_is_directory=True)
         o = {**opts, **over}
         try:
             _, _, runs[name] = run_isolated(
-                real_train, str(ds_dir), str(work / name), home, o, extra
+                real_train, str(ds_dir), str(work / name), str(home), o, extra
             )
         except RuntimeError as exc:  # e.g. killed for memory on a shared machine: keep the rest
-            print(f"{name:10s} failed: {exc}", flush=True)
+            print(f"{name:14s} failed: {exc}", flush=True)
             return
         r = runs[name]
+        # every finished arm on disk at once: a long run that dies later keeps what it measured
+        (work / "runs.json").write_text(json.dumps(runs, indent=1, default=str))
+        if "map50" not in r:
+            print(
+                f"{name:14s} step losses {' '.join(f'{v:.5f}' for v in r['step_loss'])}", flush=True
+            )
+            return
         print(
-            f"{name:10s} img/s {' '.join(f'{v:.1f}' for v in r['img_per_s'])}  "
+            f"{name:14s} img/s {' '.join(f'{v:.1f}' for v in r['img_per_s'])}  "
             f"mAP50 {' '.join(f'{v:.3f}' for v in r['map50'])}  total {r['total_s']:.0f} s",
             flush=True,
         )
 
-    home = str(work / "home")
     full = {"detector.auto_pack": False}
+    frozen = {"freeze": "frozen"}
     figures: dict[str, Any] = {}
-    jobs: list[Any] = [
-        lambda: (
-            arm("cached", {"freeze": "frozen"}, home),
-            arm("cached_hit", {"freeze": "frozen"}, home),
-        ),
-        lambda: arm("today", {"freeze_pattern": trunk}, str(work / "home_today")),
-    ]
+    jobs: list[Any] = []
+    dirs = {s: prepare_real(Path(args.data), work / f"split{s}", s) for s in seeds}
+    first = seeds[0]
+    for s in [] if args.pack_only else seeds:
+        d, tag = dirs[s], f"_s{s}"
+        if s == first:  # the cached arm's second run, from its warm cache
+
+            def both(d: Path = d, tag: str = tag, s: int = s) -> None:
+                arm("cached" + tag, d, frozen, train_seed=s)
+                shutil.copytree(
+                    work / f"home_cached{tag}" / "features",
+                    work / f"home_cached_hit{tag}" / "features",
+                )
+                arm("cached_hit" + tag, d, frozen, train_seed=s)
+
+            jobs.append(both)
+        else:
+            jobs.append(lambda d=d, tag=tag, s=s: arm("cached" + tag, d, frozen, train_seed=s))
+        jobs.append(
+            lambda d=d, tag=tag, s=s: arm("today" + tag, d, {"freeze_pattern": trunk}, train_seed=s)
+        )
+    if (
+        args.probe_steps and not args.pack_only
+    ):  # same first batch, no flips: the losses must agree before any update
+        noflip = {"detector.augment.hflip": False}
+        p = {"probe_steps": args.probe_steps, "train_seed": first, "epochs": 1}
+        d = dirs[first]
+        jobs += [
+            lambda: arm("probe_today", d, {**noflip, "freeze_pattern": trunk}, **p),
+            lambda: arm("probe_cached", d, {**noflip, **frozen}, **p),
+            lambda: arm("probe_cached_fp32", d, {**noflip, **frozen, "feature_cache_dtype": "float32"}, **p),
+        ]  # fmt: skip
     if args.pack_epochs:
-        recs = [r for r in Dataset.load(ds_dir).records if r.split in ("train", "val")]
+        ds0 = Dataset.load(dirs[first])
+        recs = [r for r in ds0.records if r.split in ("train", "val")]
         t0 = time.perf_counter()
-        reader, _ = auto_pack(Dataset.load(ds_dir), recs, args.size, work / "packs")
+        reader, _ = auto_pack(ds0, recs, opts["size"], work / "packs")
         figures["pack_build_s"] = round(time.perf_counter() - t0, 1)
         jobs += [
-            lambda: arm("full", full, str(work / "home_full"), epochs=args.pack_epochs),
-            lambda: arm("packed", {**full, "pack": str(reader.root)}, str(work / "home_packed"), epochs=args.pack_epochs),
+            lambda: arm("full", dirs[first], full, epochs=args.pack_epochs),
+            lambda: arm("packed", dirs[first], {**full, "pack": str(reader.root)}, epochs=args.pack_epochs),
         ]  # fmt: skip
     if args.parallel:  # every arm at once: the same (loaded) machine for all of them
         from concurrent.futures import ThreadPoolExecutor
@@ -349,32 +466,62 @@ def real_main(args: Any, work: Path) -> None:
     else:
         for j in jobs:
             j()
-    med = {k: statistics.median(v["img_per_s"][1:] or v["img_per_s"]) for k, v in runs.items()}
-    best = {k: max(v["map50"]) for k, v in runs.items()}
-    if {"today", "cached", "cached_hit"} <= set(runs):
-        target = min(best["today"], best["cached"])
+    trained = {k: v for k, v in runs.items() if "map50" in v}
+    med = {k: statistics.median(v["img_per_s"][1:] or v["img_per_s"]) for k, v in trained.items()}
+    best = {k: max(v["map50"]) for k, v in trained.items()}
+    f0 = f"_s{first}"
+    if {"today" + f0, "cached" + f0} <= set(trained):
+        target = min(best["today" + f0], best["cached" + f0])
         figures.update(
-            today_img_per_s=round(med["today"], 1), cached_img_per_s=round(med["cached"], 1),
-            cache_speedup=round(med["cached"] / med["today"], 2),
-            today_best_map50=round(best["today"], 3), cached_best_map50=round(best["cached"], 3),
-            target_map50=round(target, 3), today_s_to_target=_time_to(runs["today"], target),
-            cached_s_to_target=_time_to(runs["cached"], target),
-            cached_hit_s_to_target=_time_to(runs["cached_hit"], target),
+            today_img_per_s=round(med["today" + f0], 2), cached_img_per_s=round(med["cached" + f0], 2),
+            cache_speedup=round(med["cached" + f0] / med["today" + f0], 2),
+            target_map50=round(target, 3), today_s_to_target=_time_to(runs["today" + f0], target),
+            cached_s_to_target=_time_to(runs["cached" + f0], target),
         )  # fmt: skip
-    feats = work / "home" / "features"
-    cache_mb = sum(f.stat().st_size for f in feats.rglob("*.npy")) / 2**20 if feats.is_dir() else 0
-    figures["cache_mib"] = round(cache_mb, 1)
-    if args.pack_epochs and "full" in runs and "packed" in runs:
-        mf = statistics.median(runs["full"]["img_per_s"][1:] or runs["full"]["img_per_s"])
-        mp_ = statistics.median(runs["packed"]["img_per_s"][1:] or runs["packed"]["img_per_s"])
+        if "cached_hit" + f0 in trained:
+            figures["cached_hit_s_to_target"] = _time_to(runs["cached_hit" + f0], target)
+    paired = [s for s in seeds if {f"today_s{s}", f"cached_s{s}"} <= set(trained)]
+    if paired:
+        t = [best[f"today_s{s}"] for s in paired]
+        c = [best[f"cached_s{s}"] for s in paired]
+        diff = [b - a for a, b in zip(t, c, strict=True)]
+        (tm, ts), (cm, cs), (dm, dsd) = _mean_sd(t), _mean_sd(c), _mean_sd(diff)
         figures.update(
-            full_img_per_s=round(mf, 1),
-            packed_img_per_s=round(mp_, 1),
-            pack_speedup=round(mp_ / mf, 2),
+            seeds=len(paired), today_best_map50_mean=round(tm, 3), today_best_map50_sd=round(ts, 3),
+            cached_best_map50_mean=round(cm, 3), cached_best_map50_sd=round(cs, 3),
+            cached_minus_today_mean=round(dm, 3), cached_minus_today_sd=round(dsd, 3),
+            cached_not_worse_seeds=sum(1 for v in diff if v >= -1e-9),
+            speedup_min=round(min(med[f"cached_s{s}"] / med[f"today_s{s}"] for s in paired), 2),
+        )  # fmt: skip
+    if {"probe_today", "probe_cached"} <= set(runs):
+        pt = runs["probe_today"]["step_loss"][0]
+        figures.update(probe_loss_today=round(pt, 5))
+        for k in ("probe_cached", "probe_cached_fp32"):
+            if k in runs:
+                pc = runs[k]["step_loss"][0]
+                figures[f"{k}_rel_diff"] = float(f"{abs(pc - pt) / abs(pt):.2g}")
+    feats = work / f"home_cached{f0}" / "features"
+    cache_mb = sum(f.stat().st_size for f in feats.rglob("*.npy")) / 2**20 if feats.is_dir() else 0
+    if feats.is_dir():
+        figures["cache_mib"] = round(cache_mb, 1)
+    if args.pack_epochs and "full" in trained and "packed" in trained:
+        figures.update(
+            full_img_per_s=round(med["full"], 2),
+            packed_img_per_s=round(med["packed"], 2),
+            pack_speedup=round(med["packed"] / med["full"], 2),
         )
-    details = {**opts, "data": str(args.data), "dataset": str(ds_dir), "runs": runs,
-               "images": {s: sum(1 for r in Dataset.load(ds_dir).records if r.split == s) for s in ("train", "val", "test")}}  # fmt: skip
-    report("detect_train_speed_real", figures, details)
+    details = {
+        **opts, "model": model, "data": str(args.data), "seeds": seeds, "trunk": trunk, "runs": runs,
+        "images": {s: sum(1 for r in Dataset.load(dirs[first]).records if r.split == s) for s in ("train", "val", "test")},
+    }  # fmt: skip
+    name = "detect_train_speed_real" + (f"_{args.tag}" if args.tag else "")
+    report(name, figures, details)
+
+
+def _argv() -> list[str]:
+    import sys
+
+    return [a.split("=")[0] for a in sys.argv[1:]]
 
 
 def main() -> None:
@@ -395,7 +542,27 @@ def main() -> None:
         "--pack-epochs", type=int, default=3, help="epochs of the full/packed arms (0 = skip)"
     )
     p.add_argument("--seed", type=int, default=0, help="split seed with --data")
-    p.add_argument("--precise-bn", type=int, default=16, help="detector.precise_bn with --data")
+    p.add_argument(
+        "--seeds", default=None, help="with --data: comma-separated split seeds (e.g. 0,1,2,3); "
+        "each seed is its own split and training seed, today and cached side by side",
+    )  # fmt: skip
+    p.add_argument("--weights", default="imagenet", help="with --data: imagenet or coco")
+    p.add_argument(
+        "--recipe", default=None, help="with --data: a recipe whose settings every arm starts "
+        "from (model, weights, size, optimizer...); augmentation is cut to flips",
+    )  # fmt: skip
+    p.add_argument(
+        "--probe-steps", type=int, default=1, help="with --data: no-flip probe arms (today, "
+        "cached fp16, cached fp32) stopped after this many steps, first-step losses compared (0 = off)",
+    )  # fmt: skip
+    p.add_argument(
+        "--pack-only", action="store_true", help="with --data: only the full / packed arms"
+    )
+    p.add_argument("--tag", default=None, help="suffix of the results file name")
+    p.add_argument(
+        "--precise-bn", type=int, default=None,
+        help="detector.precise_bn with --data (default: the recipe's, else 16)",
+    )  # fmt: skip
     p.add_argument(
         "--parallel", action="store_true", help="with --data: run the arms at the same time"
     )
