@@ -176,7 +176,7 @@ class MapLoader:
 
 
 class CachedDetector(nn.Module):
-    """A :class:`~cvpipe.models.detection.Detector` driven from cached trunk maps.
+    """A :class:`~cvpipe.models.detector.Detector` driven from cached trunk maps.
 
     ``model(MapBatch, targets)`` gives the weighted losses in training mode, detections in
     ``S`` × ``S`` input pixels in eval mode. Parameters are the detector's own (the trunk's

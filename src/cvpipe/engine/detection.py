@@ -2,7 +2,7 @@
 
 The trainer's loops (:mod:`cvpipe.engine.loop`) stay task-agnostic; detection plugs in
 
-- :func:`detection_step` (``trainer.STEP_FUNCTIONS["detect"]``): a batch of
+- :func:`detection_step` (``DetectTask.step_function()``): a batch of
   ``(images, targets, skipped)`` lists → the detector's weighted loss sum, reporting each
   term (``classification``, ``bbox_regression``, ...) as ``train.loss.<part>``;
 - :func:`build_detection_data`: ground truth checked and cleaned once
@@ -65,7 +65,7 @@ def _to_device(batch: Any, ctx: StepContext) -> tuple[Any, list[dict[str, torch.
 
 
 def detection_step(model: nn.Module, batch: Any, ctx: StepContext) -> StepOutput:
-    """One training step of a :class:`~cvpipe.models.detection.Detector`.
+    """One training step of a :class:`~cvpipe.models.detector.Detector`.
 
     Args:
         model: the detector (possibly wrapped), in training mode.
@@ -261,7 +261,7 @@ def validate_detection(
     """Validation losses and COCO metrics of ``detector`` over ``loader``.
 
     Args:
-        detector: a :class:`~cvpipe.models.detection.Detector` (not DDP-wrapped).
+        detector: a :class:`~cvpipe.models.detector.Detector` (not DDP-wrapped).
         loader: yields ``(images, targets, skipped)`` batches.
         ctx: device and autocast.
         classes: dataset class names.

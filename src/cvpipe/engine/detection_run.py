@@ -11,7 +11,7 @@ task-specific pieces swapped in — nothing else is copied, so checkpoints (atom
   :func:`cvpipe.models.coco_weights.start_from_coco`), loss weights
   and post-processing from ``detector.*``, layers frozen by ``freeze_pattern``, and with
   ``freeze: frozen`` the trunk of an SSD-family detector
-  (:meth:`~cvpipe.models.detection.Detector.backbone_split`);
+  (:meth:`~cvpipe.models.detector.Detector.backbone_split`);
 - the data: :func:`cvpipe.engine.detection.build_detection_data` (clipped / dropped
   boxes reported in ``problems.jsonl``, negatives kept); with ``freeze: frozen`` (and
   ``feature_cache`` not ``off``) cached trunk maps instead

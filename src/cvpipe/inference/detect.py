@@ -264,7 +264,7 @@ class _DecodeDataset:
 
 
 class DetectionPredictor(DetectStream, BasePredictor):
-    """A trained cvpipe detector (:class:`~cvpipe.models.detection.Detector`) as a predictor.
+    """A trained cvpipe detector (:class:`~cvpipe.models.detector.Detector`) as a predictor.
 
     The detector takes whole images in 0..1 and resizes and normalises them itself, so
     the only preprocessing here is PIL → float tensor; files are JPEG-draft decoded at no

@@ -36,7 +36,7 @@ def load_model(run: str | Path, which: str = "best") -> tuple[nn.Module, ModelCa
     Returns:
         ``(model in eval mode on the CPU, its ModelCard)``: what the card's task builds
         (a :class:`~cvpipe.models.classification.ClassifierNet` for classify and count, a
-        :class:`~cvpipe.models.detection.Detector` for detect).
+        :class:`~cvpipe.models.detector.Detector` for detect).
 
     Raises:
         CheckpointError: missing card/checkpoint, or a checkpoint whose task, classes or
@@ -78,7 +78,7 @@ def load_classifier(card: ModelCard, state: dict[str, Any], path: Path) -> Class
 
 
 def load_detector(card: ModelCard, state: dict[str, Any], path: Path) -> Detector:
-    """A :class:`~cvpipe.models.detection.Detector` shaped like ``card`` (see
+    """A :class:`~cvpipe.models.detector.Detector` shaped like ``card`` (see
     :func:`build_detector`) with the checkpoint weights ``state`` loaded strictly."""
     from cvpipe.engine.checkpoint import load_state_strict
 

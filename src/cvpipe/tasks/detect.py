@@ -1,7 +1,7 @@
 """``detect``: boxes and their classes (``Record.boxes`` xyxy pixels + ``Record.labels``).
 
 Trained by the detection run (:mod:`cvpipe.engine.detection_run`), scored by COCO mAP; the
-model is a :class:`~cvpipe.models.detection.Detector`. Class counts count objects, and
+model is a :class:`~cvpipe.models.detector.Detector`. Class counts count objects, and
 splits stratify images by the classes of their boxes.
 """
 
